@@ -1,0 +1,524 @@
+"""Access-log formats as data: a table of parsers keyed by name, with detection kept separate from parsing.
+
+Every format turns one log line into a :class:`Record` (the fields bytes-by-file-type needs) or says why it cannot:
+``COMMENT`` (``#`` lines, header lines), ``BLANK`` (empty or whitespace-only) or :class:`Malformed` with a reason.
+That per-line parser (``parse_line``) is the definition; ``parse_block`` is a vectorised fast path (pyarrow) that
+must agree with it and hands every line it is not sure about back to ``parse_line``, so accounting stays exact.
+
+Formats (field references):
+- ``tsv``: the take-home's dummy CDN log, tab-separated ``date time size url`` with a header line naming the columns.
+- ``cloudfront``: AWS CloudFront standard logs (docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/
+  standard-logs-reference.html): ``#Version``/``#Fields:`` headers, tab-separated, UTC, columns found by name.
+- ``clf``: Apache/Nginx common and combined log formats (httpd.apache.org/docs/current/logs.html), with the
+  variants seen in real files (vhost or forwarded-for prefixes, missing ident/user, extra trailing fields).
+- ``s3``: Amazon S3 server access logs (docs.aws.amazon.com/AmazonS3/latest/userguide/LogFormat.html).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple, Optional, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+COMMENT = "comment"
+BLANK = "blank"
+
+#: Columns of the normalised record table every parser returns (one row per usable log line).
+RECORD_SCHEMA = pa.schema([
+    ("day", pa.string()),         # 'YYYY-MM-DD', calendar day as written in the log (its own offset)
+    ("time", pa.string()),        # 'HH:MM:SS'
+    ("utc_offset", pa.string()),  # '+HHMM'/'-HHMM'; '+0000' for UTC formats and for the zone-less dummy log
+    ("bytes", pa.int64()),        # response size in bytes, 0 where the log wrote '-'
+    ("bytes_missing", pa.bool_()),  # True where the log wrote '-' for the size
+    ("target", pa.binary()),      # URL or path as written (percent-encoded, may hold query/fragment, any bytes)
+])
+
+
+class Record(NamedTuple):
+    """One usable log line: the fields of :data:`RECORD_SCHEMA`, as Python values."""
+    day: str
+    time: str
+    utc_offset: str
+    bytes: int
+    bytes_missing: bool
+    target: bytes
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A line that is neither a record, a comment nor blank; ``reason`` names the bad field."""
+    reason: str
+
+
+LineResult = Union[Record, Malformed, str]
+
+
+@dataclass
+class BlockResult:
+    """Output of a fast path over a block of whole lines.
+
+    records: table with :data:`RECORD_SCHEMA` for the lines the fast path accepted.
+    rejected: 0-based line indices (within the block) the fast path did not accept, for ``parse_line``.
+    n_lines: number of lines in the block.
+    """
+    records: pa.Table
+    rejected: np.ndarray
+    n_lines: int
+
+
+@dataclass
+class TabLayout:
+    """Where the needed columns are in a tab-separated format: 0-based indices and the declared column count."""
+    names: tuple
+    day: int
+    time: int
+    size: int
+    target: int
+
+    @property
+    def needed(self) -> int:
+        return max(self.day, self.time, self.size, self.target) + 1
+
+
+@dataclass
+class ParserState:
+    """Per-file mutable state: the tab layout, which a ``#Fields:`` line may change mid-file."""
+    layout: Optional[TabLayout] = None
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """One entry of :data:`FORMATS`.
+
+    looks_like(line) -> bool: does this (non-comment, non-blank) line have this format's shape? Used by detection.
+    parse_line(line, state) -> Record | Malformed | COMMENT | BLANK: the definition of the format; may update
+        ``state`` (a ``#Fields:`` line changes the column layout).
+    parse_block(block, state) -> BlockResult: vectorised fast path over a block of whole lines; does not change
+        ``state``. Rejected lines must then go through ``parse_line`` in order, starting from the same state.
+    state_after(block, state) -> ParserState: the state at the end of ``block`` (cheap; lets blocks be parsed in
+        parallel).
+    """
+    name: str
+    description: str
+    looks_like: Callable[[bytes], bool]
+    parse_line: Callable[[bytes, ParserState], LineResult]
+    parse_block: Callable[[bytes, ParserState], BlockResult]
+    state_after: Callable[[bytes, ParserState], ParserState] = lambda block, state: state
+    initial_state: Callable[[], ParserState] = field(default=ParserState)
+
+
+# ---------------------------------------------------------------- shared field checks (Python side)
+
+_DATE = re.compile(rb"\d{4}-\d{2}-\d{2}")
+_TIME = re.compile(rb"\d{2}:\d{2}:\d{2}")
+# 18 digits keep every size below 2**63 so the int64 column never overflows.
+_SIZE = re.compile(rb"\d{1,18}|-")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _valid_day(day: bytes) -> bool:
+    if not _DATE.fullmatch(day):
+        return False
+    try:
+        dt.date.fromisoformat(day.decode())
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_time(t: bytes) -> bool:
+    return bool(_TIME.fullmatch(t)) and int(t[:2]) < 24 and int(t[3:5]) < 60 and int(t[6:8]) < 60
+
+
+def _record(day: bytes, time: bytes, offset: bytes, size: bytes, target: bytes) -> LineResult:
+    """Validate raw fields and build a Record, or say which field is bad."""
+    if not _valid_day(day):
+        return Malformed(f"bad date {day[:40]!r}")
+    if not _valid_time(time):
+        return Malformed(f"bad time {time[:40]!r}")
+    if not _SIZE.fullmatch(size):
+        return Malformed(f"bad size {size[:40]!r}")
+    missing = size == b"-"
+    return Record(day.decode(), time.decode(), offset.decode(), 0 if missing else int(size), missing, target)
+
+
+def _strip_eol(line: bytes) -> bytes:
+    return line.rstrip(b"\r\n")
+
+
+# ---------------------------------------------------------------- shared vector checks (pyarrow side)
+
+def _valid_day_vec(day: pa.Array) -> pa.Array:
+    """True where ``day`` (binary) is a real 'YYYY-MM-DD' date; strptime alone accepts 2017-02-30, so round-trip."""
+    shaped = pc.match_substring_regex(day, r"^\d{4}-\d{2}-\d{2}$")
+    text = pc.if_else(shaped, day, b"1970-01-01").cast(pa.string())
+    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    same = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
+    return pc.and_(shaped, pc.fill_null(same, False))
+
+
+def _valid_time_vec(time: pa.Array) -> pa.Array:
+    return pc.match_substring_regex(time, r"^(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
+
+
+def _records_table(day, time, offset, size, target, keep: pa.Array) -> pa.Table:
+    """Build the RECORD_SCHEMA table from binary columns, keeping rows where ``keep`` is True (already validated)."""
+    day, time, size, target = (pc.filter(c, keep) for c in (day, time, size, target))
+    offset = pc.filter(offset, keep) if isinstance(offset, (pa.Array, pa.ChunkedArray)) else \
+        pa.array([offset] * len(day), pa.string())
+    missing = pc.equal(size, b"-")
+    numbers = pc.if_else(missing, b"0", size).cast(pa.string()).cast(pa.int64())
+    return pa.Table.from_arrays(
+        [day.cast(pa.string()), time.cast(pa.string()), offset.cast(pa.string()), numbers, missing,
+         target.cast(pa.binary())], schema=RECORD_SCHEMA)
+
+
+def _line_array(block: bytes) -> pa.Array:
+    """The lines of ``block`` as a binary array (zero-copy; each line keeps its '\\n')."""
+    newlines = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+    starts = np.empty(len(newlines) + 1, np.int64)
+    starts[0] = 0
+    starts[1:] = newlines + 1
+    if starts[-1] == len(block):   # block ends with '\n': no trailing partial line
+        starts = starts[:-1]
+    offsets = np.append(starts, len(block)).astype(np.int32)   # blocks are far below 2 GiB
+    return pa.BinaryArray.from_buffers(pa.binary(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+
+
+def count_lines(block: bytes) -> int:
+    """Number of lines in ``block`` (a last line without '\\n' counts)."""
+    return block.count(b"\n") + (0 if not block or block.endswith(b"\n") else 1)
+
+
+# ---------------------------------------------------------------- tab-separated formats (tsv, cloudfront)
+
+TSV_COLUMNS = ("date", "time", "size", "url")
+CLOUDFRONT_COLUMNS = {"day": "date", "time": "time", "size": "sc-bytes", "target": "cs-uri-stem"}
+#: Field list assumed when a CloudFront file has no ``#Fields:`` line (the first 26 standard fields, 2019-2024).
+CLOUDFRONT_DEFAULT_FIELDS = tuple((
+    "date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) "
+    "cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken "
+    "x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status "
+    "fle-encrypted-fields").split())
+
+
+def layout_from_names(names, mapping: dict) -> TabLayout:
+    """TabLayout for a header naming ``names``; ``mapping`` maps day/time/size/target to column names.
+
+    Raises ValueError naming the missing column when the header lacks one.
+    """
+    names = tuple(names)
+    missing = [col for col in mapping.values() if col not in names]
+    if missing:
+        raise ValueError(f"header has no {', '.join(missing)} column (columns: {' '.join(names)})")
+    return TabLayout(names, *(names.index(mapping[k]) for k in ("day", "time", "size", "target")))
+
+
+def _tab_fields(line: bytes) -> list:
+    return _strip_eol(line).split(b"\t")
+
+
+_NO_HEADER = object()   # returned by header readers for lines that are not header lines
+
+
+def _make_tab_parse_line(read_header: Callable, offset: bytes = b"+0000") -> Callable[[bytes, ParserState], LineResult]:
+    def parse_line(line: bytes, state: ParserState) -> LineResult:
+        text = _strip_eol(line)
+        if not text.strip():
+            return BLANK
+        header = read_header(text)
+        if header is not _NO_HEADER:
+            state.layout = header   # None when the header lacks a needed column: later lines become malformed
+            return COMMENT
+        if text.startswith(b"#"):
+            return COMMENT
+        layout = state.layout
+        if layout is None:
+            return Malformed("the last header line lacks a needed column (see --help for the columns used)")
+        fields = text.split(b"\t")
+        if len(fields) < layout.needed:
+            return Malformed(f"{len(fields)} tab-separated fields, needs at least {layout.needed}")
+        return _record(fields[layout.day], fields[layout.time], offset, fields[layout.size], fields[layout.target])
+    return parse_line
+
+
+def _empty_result(line_indices: np.ndarray) -> BlockResult:
+    return BlockResult(RECORD_SCHEMA.empty_table(), line_indices, len(line_indices))
+
+
+def _tab_fast_path(segment: bytes, layout: Optional[TabLayout], offset: str) -> BlockResult:
+    """Parse a header-free run of lines with pyarrow's CSV reader; lines it cannot take are returned as rejected."""
+    n_lines = count_lines(segment)
+    if n_lines == 0 or layout is None or segment.count(b"\r") != segment.count(b"\r\n"):
+        # No usable layout, or a lone CR (the CSV reader would end the row there): every line goes to parse_line.
+        return _empty_result(np.arange(n_lines))
+    diverted = []
+
+    def on_invalid_row(row):
+        diverted.append(row.number - 1)   # a different field count: parse_line decides (short CloudFront lines)
+        return "skip"
+    names = [f"c{i}" for i in range(len(layout.names))]
+    wanted = [names[i] for i in (layout.day, layout.time, layout.size, layout.target)]
+    table = pacsv.read_csv(
+        pa.BufferReader(segment),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=max(len(segment), 1)),
+        parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False,
+                                         newlines_in_values=False, ignore_empty_lines=False,
+                                         invalid_row_handler=on_invalid_row),
+        convert_options=pacsv.ConvertOptions(include_columns=list(dict.fromkeys(wanted)),
+                                             column_types={c: pa.binary() for c in wanted},
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False))
+    if table.num_rows + len(diverted) != n_lines:   # defensive: never let a row/line mismatch skew accounting
+        return _empty_result(np.arange(n_lines))
+    day, time, size, target = (table.column(c).combine_chunks() for c in wanted)
+    keep = pc.and_(pc.and_(_valid_day_vec(day), _valid_time_vec(time)),
+                   pc.match_substring_regex(size, r"^(?:\d{1,18}|-)$"))
+    diverted = np.asarray(diverted, dtype=np.int64)
+    row_lines = np.delete(np.arange(n_lines), diverted)
+    bad_rows = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
+    rejected = np.sort(np.concatenate([diverted, row_lines[bad_rows]]))
+    return BlockResult(_records_table(day, time, offset, size, target, keep), rejected, n_lines)
+
+
+def _make_tab_block_functions(find_headers: Callable[[bytes], list], read_header: Callable, offset: str = "+0000"):
+    """(parse_block, state_after) for a tab-separated format whose header lines ``find_headers`` locates."""
+    def parse_block(block: bytes, state: ParserState) -> BlockResult:
+        parts, layout, pos, first_line = [], state.layout, 0, 0
+        for start in find_headers(block) + [None]:
+            segment = block[pos:start]
+            part = _tab_fast_path(segment, layout, offset)
+            parts.append((first_line, part))
+            first_line += part.n_lines
+            if start is None:
+                break
+            parts.append((first_line, _empty_result(np.arange(1))))   # the header itself: parse_line's job
+            first_line += 1
+            layout = read_header(_line_at(block, start))
+            end = block.find(b"\n", start)
+            pos = len(block) if end < 0 else end + 1
+        return BlockResult(pa.concat_tables([p.records for _, p in parts]),
+                           np.concatenate([p.rejected + first for first, p in parts]), first_line)
+
+    def state_after(block: bytes, state: ParserState) -> ParserState:
+        starts = find_headers(block)
+        if not starts:
+            return state
+        return ParserState(read_header(_line_at(block, starts[-1])))
+    return parse_block, state_after
+
+
+def _tsv_header(text: bytes):
+    names = [n.strip().lower() for n in text.decode("utf-8", "replace").split("\t")]
+    if _DATE.fullmatch(text[:10]) or not set(TSV_COLUMNS) <= set(names):
+        return _NO_HEADER
+    return layout_from_names(names, dict(zip(("day", "time", "size", "target"), TSV_COLUMNS)))
+
+
+_TSV_HEADER_CANDIDATE = re.compile(rb"(?m)^[A-Za-z][^\n]*\t")
+
+
+def _line_at(block: bytes, start: int) -> bytes:
+    end = block.find(b"\n", start)
+    return _strip_eol(block[start:None if end < 0 else end])
+
+
+def _find_tsv_headers(block: bytes) -> list:
+    # Data lines start with a digit, so only lines starting with a letter can be header lines.
+    return [m.start() for m in _TSV_HEADER_CANDIDATE.finditer(block)
+            if _tsv_header(_line_at(block, m.start())) is not _NO_HEADER]
+
+
+def _tsv_default_layout() -> TabLayout:
+    return layout_from_names(TSV_COLUMNS, dict(zip(("day", "time", "size", "target"), TSV_COLUMNS)))
+
+
+def _cloudfront_header(text: bytes):
+    if not text.startswith(b"#Fields:"):
+        return _NO_HEADER
+    names = text[len(b"#Fields:"):].decode("utf-8", "replace").split()
+    return layout_from_names(names, CLOUDFRONT_COLUMNS) if set(CLOUDFRONT_COLUMNS.values()) <= set(names) else None
+
+
+def _find_cloudfront_headers(block: bytes) -> list:
+    starts, pos = [], 0 if block.startswith(b"#Fields:") else block.find(b"\n#Fields:")
+    if pos == 0:
+        starts.append(0)
+        pos = block.find(b"\n#Fields:", 1)
+    while pos >= 0:
+        starts.append(pos + 1)
+        pos = block.find(b"\n#Fields:", pos + 1)
+    return starts
+
+
+def _cloudfront_default_layout() -> TabLayout:
+    return layout_from_names(CLOUDFRONT_DEFAULT_FIELDS, CLOUDFRONT_COLUMNS)
+
+
+def _looks_like_tab(min_fields: int, max_fields: int) -> Callable[[bytes], bool]:
+    def looks_like(line: bytes) -> bool:
+        fields = _tab_fields(line)
+        return min_fields <= len(fields) <= max_fields and bool(_DATE.fullmatch(fields[0])) and \
+            bool(_TIME.fullmatch(fields[1]))
+    return looks_like
+
+
+# ---------------------------------------------------------------- space-separated formats with [time] (clf, s3)
+
+_CLF_TIME = r"\[(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}:\d{2}:\d{2}) ([+-]\d{4})\]"
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+# The client part before the first '[' varies (vhost, forwarded-for lists, missing ident/user), and bytes-by-type
+# needs none of it, so it is skipped. Extra fields after the size (combined format, response times) are ignored.
+CLF_PATTERN = r"^[^\[]*" + _CLF_TIME + " " + _QUOTED + r" (\d{3}|-) (\d{1,18}|-)(?:[ \t][^\n]*)?[\r\n]*$"
+S3_PATTERN = (r"^\S+ \S+ " + _CLF_TIME + r" \S+ \S+ \S+ \S+ (\S+) (?:" + _QUOTED + r"|-) (\d{3}|-) \S+ (\d{1,18}|-)"
+              r"(?:[ \t][^\n]*)?[\r\n]*$")
+_CLF_RE = re.compile(CLF_PATTERN.encode())
+_S3_RE = re.compile(S3_PATTERN.encode())
+_REQUEST_TARGET = re.compile(rb"^\S+ (\S+)")
+_MONTH_NUMBER = {m.encode(): f"{i:02d}".encode() for i, m in enumerate(MONTHS, 1)}
+
+
+def _target_of_request(request: bytes) -> bytes:
+    """URL of a request line 'METHOD target [protocol]'; b'' for garbage such as '-' or '' (counted, no type)."""
+    match = _REQUEST_TARGET.match(request)
+    return match.group(1) if match else b""
+
+
+def _bracket_record(day: bytes, mon: bytes, year: bytes, time: bytes, offset: bytes, size: bytes,
+                    target: bytes) -> LineResult:
+    month = _MONTH_NUMBER.get(mon)
+    if month is None:
+        return Malformed(f"bad month {mon!r}")
+    return _record(year + b"-" + month + b"-" + day, time, offset, size, target)
+
+
+def _parse_clf_line(line: bytes, state: ParserState) -> LineResult:
+    text = _strip_eol(line)
+    if not text.strip():
+        return BLANK
+    if text.startswith(b"#"):
+        return COMMENT
+    match = _CLF_RE.match(text)
+    if not match:
+        return Malformed("not a common/combined log line ([time] \"request\" status size)")
+    day, mon, year, time, offset, request, _status, size = match.groups()
+    return _bracket_record(day, mon, year, time, offset, size, _target_of_request(request))
+
+
+def _parse_s3_line(line: bytes, state: ParserState) -> LineResult:
+    text = _strip_eol(line)
+    if not text.strip():
+        return BLANK
+    if text.startswith(b"#"):
+        return COMMENT
+    match = _S3_RE.match(text)
+    if not match:
+        return Malformed("not an S3 server access log line")
+    day, mon, year, time, offset, key, request, _status, size = match.groups()
+    # Operations without a request line (BATCH.DELETE.OBJECT, lifecycle) log '-': the object key names the file.
+    target = _target_of_request(request) if request else b""
+    return _bracket_record(day, mon, year, time, offset, size, target or (b"" if key == b"-" else key))
+
+
+def _bracket_columns(extracted: pa.StructArray, first: int):
+    """day, time, offset as binary arrays from struct fields first..first+4 (dd, Mon, yyyy, time, offset)."""
+    dd, mon, year, time, offset = (extracted.field(i) for i in range(first, first + 5))
+    month = pc.index_in(mon, value_set=pa.array([m.encode() for m in MONTHS], pa.binary()))
+    mm = pa.array([f"{i:02d}".encode() for i in range(1, 13)], pa.binary()).take(pc.fill_null(month, 0))
+    day = pc.binary_join_element_wise(year, mm, dd, b"-")
+    return day, time, offset, pc.is_valid(month)
+
+
+def _make_regex_parse_block(pattern: str, s3: bool) -> Callable[[bytes, ParserState], BlockResult]:
+    group_names = ["dd", "mon", "year", "time", "offset"] + (["key"] if s3 else []) + ["request", "status", "size"]
+    named = _name_groups(pattern, group_names)   # pyarrow's extract_regex (RE2) needs named groups
+
+    def parse_block(block: bytes, state: ParserState) -> BlockResult:
+        lines = _line_array(block)
+        extracted = pc.extract_regex(lines, named)
+        day, time, offset, month_ok = _bracket_columns(extracted, 0)
+        request = pc.fill_null(extracted.field("request"), b"")
+        target = pc.fill_null(pc.struct_field(pc.extract_regex(request, r"^\S+ (?P<t>\S+)"), [0]), b"")
+        if s3:
+            key = extracted.field("key")
+            target = pc.if_else(pc.equal(target, b""), pc.if_else(pc.equal(key, b"-"), b"", key), target)
+        keep = pc.and_kleene(pc.is_valid(extracted), month_ok)
+        keep = pc.and_kleene(keep, pc.and_kleene(_valid_day_vec(pc.fill_null(day, b"")),
+                                                 _valid_time_vec(pc.fill_null(time, b""))))
+        keep = pc.fill_null(keep, False)
+        rejected = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
+        return BlockResult(_records_table(day, time, offset, extracted.field("size"), target, keep), rejected,
+                           len(lines))
+    return parse_block
+
+
+def _name_groups(pattern: str, names) -> str:
+    """Give the capturing groups of ``pattern`` the given names, in order (pyarrow's extract_regex needs names)."""
+    out, i, k = [], 0, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if ch == "(" and not pattern.startswith("(?", i):
+            out.append(f"(?P<{names[k]}>")
+            k += 1
+        else:
+            out.append(ch)
+        i += 1
+    if k != len(names):
+        raise ValueError(f"pattern has {k} groups, {len(names)} names given")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- the table
+
+_TSV_BLOCK = _make_tab_block_functions(_find_tsv_headers, _tsv_header)
+_CLOUDFRONT_BLOCK = _make_tab_block_functions(_find_cloudfront_headers, _cloudfront_header)
+
+FORMATS = {
+    "tsv": LogFormat(
+        "tsv", "tab-separated 'date time size url' with a header line (the take-home's dummy CDN log)",
+        _looks_like_tab(4, 6), _make_tab_parse_line(_tsv_header), *_TSV_BLOCK,
+        initial_state=lambda: ParserState(_tsv_default_layout())),
+    "cloudfront": LogFormat(
+        "cloudfront", "AWS CloudFront standard log (#Fields: header, tab-separated, UTC)",
+        _looks_like_tab(15, 1000), _make_tab_parse_line(_cloudfront_header), *_CLOUDFRONT_BLOCK,
+        initial_state=lambda: ParserState(_cloudfront_default_layout())),
+    "clf": LogFormat(
+        "clf", "Apache/Nginx common or combined log format", lambda line: bool(_CLF_RE.match(_strip_eol(line))),
+        _parse_clf_line, _make_regex_parse_block(CLF_PATTERN, s3=False)),
+    "s3": LogFormat(
+        "s3", "Amazon S3 server access log", lambda line: bool(_S3_RE.match(_strip_eol(line))),
+        _parse_s3_line, _make_regex_parse_block(S3_PATTERN, s3=True)),
+}
+
+#: Order in which detection tries formats on a sample line: the most specific shapes first.
+DETECTION_ORDER = ("cloudfront", "tsv", "s3", "clf")
+
+
+def detect_format(sample_lines) -> Optional[str]:
+    """Name of the format of a file, judged from its first lines (bytes, BOM already removed); None if unknown.
+
+    A ``#Version``/``#Fields:`` line means CloudFront and a 'date time size url' header means tsv; otherwise the
+    format whose shape matches most of the first (up to 50) content lines wins, ties going to DETECTION_ORDER.
+    """
+    content = []
+    for line in sample_lines:
+        text = _strip_eol(line)
+        if text.startswith((b"#Version", b"#Fields")):
+            return "cloudfront"
+        if _tsv_header(text) is not _NO_HEADER:
+            return "tsv"
+        if text.strip() and not text.startswith(b"#"):
+            content.append(text)
+        if len(content) >= 50:
+            break
+    scores = {name: sum(FORMATS[name].looks_like(t) for t in content) for name in DETECTION_ORDER}
+    best = max(DETECTION_ORDER, key=lambda name: scores[name])
+    return best if scores[best] > 0 else None

@@ -1,0 +1,397 @@
+"""Streaming scan of access logs: bytes served by file type per day, with every line accounted for.
+
+A file is read in blocks of whole lines (16 MiB by default), so memory stays flat however large the input is. Each
+block goes through its format's vectorised fast path (pyarrow), the lines that path rejects through the format's
+per-line parser, and the resulting records through :func:`select_requests`; two worker threads parse blocks while
+the main thread reads the next one. Totals are Python integers, so sums are exact.
+
+Definitions (see Q2/README.md):
+- extension: of the URL path: scheme and host, query string and fragment stripped, then percent-decoded once,
+  last path segment's text after its last '.', ASCII letters/digits/_+- only, compared case-insensitively;
+- day: the calendar day written in the log (its own UTC offset), or the day in ``tz`` when one is given; the range
+  is whole days, inclusive at both ends;
+- bytes: the response size field; '-' counts as 0 and is counted in ``bytes_missing``.
+"""
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import gzip
+import io
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterator, Optional
+from urllib.parse import unquote_to_bytes
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import log_formats
+from log_formats import BLANK, COMMENT, FORMATS, RECORD_SCHEMA, Malformed, Record
+
+BLOCK_SIZE = 16 * 1024 * 1024
+#: Extensions that name the same file type; ``exact_ext`` turns the aliasing off.
+EXTENSION_ALIASES = {"jpg": {"jpeg"}, "jpeg": {"jpg"}, "tif": {"tiff"}, "tiff": {"tif"},
+                     "htm": {"html"}, "html": {"htm"}, "mpg": {"mpeg"}, "mpeg": {"mpg"}}
+_INT64_MAX = 2 ** 63 - 1
+
+
+class LogInputError(ValueError):
+    """A user-side problem with an input file (unknown format, not gzip, ...); the message names the file."""
+
+
+@dataclass(frozen=True)
+class BytesQuery:
+    """What to count: requests for files with one of ``extensions`` on days ``start``..``end`` (inclusive).
+
+    extensions: names without the dot, any case ('jpg', '.PNG'); jpg also matches jpeg unless ``exact_ext``.
+    tz: IANA zone name; when given, each request's day is taken in that zone instead of the log's own offset.
+    Raises ValueError if no extension is given or ``start`` is after ``end``.
+    """
+    extensions: tuple = ("jpg",)
+    start: dt.date = dt.date(2017, 8, 24)
+    end: dt.date = dt.date(2017, 8, 25)
+    exact_ext: bool = False
+    tz: Optional[str] = None
+
+    def __post_init__(self):
+        if not self.extensions:
+            raise ValueError("at least one extension is needed")
+        if self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+
+    def wanted_extensions(self) -> frozenset:
+        """Lower-case extensions (no dot) that count, aliases included unless ``exact_ext``."""
+        wanted = {e.lower().lstrip(".") for e in self.extensions}
+        if not self.exact_ext:
+            wanted |= {alias for e in wanted for alias in EXTENSION_ALIASES.get(e, ())}
+        return frozenset(wanted)
+
+
+@dataclass
+class FileAccounting:
+    """What happened to every line of one input: lines_read == used + not_matching + malformed + comment + blank."""
+    source: str
+    format: str
+    lines_read: int = 0
+    lines_used: int = 0
+    lines_not_matching: int = 0
+    malformed_lines: int = 0
+    comment_lines: int = 0
+    blank_lines: int = 0
+    malformed_examples: list = field(default_factory=list)   # (line number from 1, reason, line text)
+
+    def is_balanced(self) -> bool:
+        return self.lines_read == (self.lines_used + self.lines_not_matching + self.malformed_lines
+                                   + self.comment_lines + self.blank_lines)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "malformed_examples"}
+
+
+@dataclass
+class BytesSummary:
+    """Totals over the matching requests of all inputs. Byte counts are exact Python ints.
+
+    by_day / by_extension: key -> [bytes, requests]; by_url: URL path -> bytes.
+    """
+    total_bytes: int = 0
+    requests: int = 0
+    bytes_missing: int = 0
+    by_day: dict = field(default_factory=lambda: collections.defaultdict(lambda: [0, 0]))
+    by_extension: dict = field(default_factory=lambda: collections.defaultdict(lambda: [0, 0]))
+    by_url: collections.Counter = field(default_factory=collections.Counter)
+    files: list = field(default_factory=list)
+
+    @property
+    def malformed_lines(self) -> int:
+        return sum(f.malformed_lines for f in self.files)
+
+    def add(self, other: "BytesSummary") -> None:
+        """Fold ``other`` (a block's or a file's summary) into this one."""
+        self.total_bytes += other.total_bytes
+        self.requests += other.requests
+        self.bytes_missing += other.bytes_missing
+        for mine, theirs in ((self.by_day, other.by_day), (self.by_extension, other.by_extension)):
+            for key, (nbytes, count) in theirs.items():
+                mine[key][0] += nbytes
+                mine[key][1] += count
+        self.by_url.update(other.by_url)
+        self.files.extend(other.files)
+
+    def top_urls(self, n: int = 10) -> list:
+        """The ``n`` URL paths with the most bytes, as (path, bytes), ties broken by path."""
+        return sorted(self.by_url.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+    def as_dict(self) -> dict:
+        """JSON-ready view (days in order, URL paths as text)."""
+        return {
+            "total_bytes": self.total_bytes, "total_human": human_bytes(self.total_bytes),
+            "requests": self.requests, "malformed_lines": self.malformed_lines, "bytes_missing": self.bytes_missing,
+            "by_day": {d: {"bytes": b, "requests": r} for d, (b, r) in sorted(self.by_day.items())},
+            "by_extension": {e: {"bytes": b, "requests": r} for e, (b, r) in sorted(self.by_extension.items())},
+            "top_urls": [{"url": u, "bytes": b} for u, b in self.top_urls()],
+            "files": [f.as_dict() for f in self.files],
+        }
+
+
+def human_bytes(n: int) -> str:
+    """``n`` bytes in binary units, e.g. 1536 -> '1.50 KiB'."""
+    value, unit = float(n), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(value) < 1024 or unit == "PiB":
+            break
+        value /= 1024
+    return f"{n} B" if unit == "B" else f"{value:.2f} {unit}"
+
+
+# ---------------------------------------------------------------- selecting matching requests (vectorised)
+
+def url_paths(targets: pa.Array) -> pa.Array:
+    """URL paths of logged targets (binary): scheme and host, query and fragment removed, percent-decoded once.
+
+    Regexes on pyarrow binary arrays work byte by byte, so non-UTF-8 bytes (Big5 paths) pass through unchanged.
+    """
+    paths = pc.replace_substring_regex(targets, r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*", b"")
+    paths = pc.replace_substring_regex(paths, r"[?#][\x00-\xff]*$", b"")
+    encoded = pc.match_substring(paths, "%")
+    if pc.any(encoded).as_py():
+        rows = np.flatnonzero(encoded.to_numpy(zero_copy_only=False))
+        decoded = pa.array([unquote_to_bytes(p) for p in paths.take(pa.array(rows)).to_pylist()], pa.binary())
+        paths = pc.replace_with_mask(paths, encoded, decoded)
+    return paths
+
+
+def url_extensions(paths: pa.Array) -> pa.Array:
+    """Lower-case extension of each URL path (string array; '' when the last segment has none)."""
+    found = pc.struct_field(pc.extract_regex(paths, r"\.(?P<ext>[A-Za-z0-9_+\-]{1,32})$"), [0])
+    return pc.utf8_lower(pc.fill_null(found, b"").cast(pa.string()))
+
+
+def local_days(records: pa.Table, tz: Optional[str]) -> pa.Array:
+    """Calendar day of each record: as written in the log, or converted to zone ``tz`` using its UTC offset."""
+    if tz is None:
+        return records.column("day")
+    stamps = pc.binary_join_element_wise(records.column("day"), "T", records.column("time"),
+                                         records.column("utc_offset"), "")
+    utc = pc.strptime(stamps, format="%Y-%m-%dT%H:%M:%S%z", unit="s")
+    return pc.strftime(pc.local_timestamp(utc.cast(pa.timestamp("s", tz=tz))), format="%Y-%m-%d")
+
+
+def select_requests(records: pa.Table, query: BytesQuery) -> pa.Table:
+    """The records that match ``query``, as a table of (day, ext, path, bytes, bytes_missing).
+
+    records: table with log_formats.RECORD_SCHEMA. Day filtering comes first so URL work is done on fewer rows.
+    """
+    days = local_days(records, query.tz)
+    in_range = pc.and_(pc.greater_equal(days, query.start.isoformat()), pc.less_equal(days, query.end.isoformat()))
+    kept = records.filter(in_range)
+    paths = url_paths(kept.column("target").combine_chunks())
+    exts = url_extensions(paths)
+    wanted = pc.is_in(exts, value_set=pa.array(sorted(query.wanted_extensions()), pa.string()))
+    return pa.table({"day": pc.filter(pc.filter(days, in_range), wanted), "ext": pc.filter(exts, wanted),
+                     "path": pc.filter(paths, wanted), "bytes": pc.filter(kept.column("bytes"), wanted),
+                     "bytes_missing": pc.filter(kept.column("bytes_missing"), wanted)})
+
+
+def summarise_selection(selected: pa.Table) -> BytesSummary:
+    """Totals and breakdowns of a :func:`select_requests` table."""
+    summary = BytesSummary()
+    if selected.num_rows == 0:
+        return summary
+    largest = pc.max(selected.column("bytes")).as_py()
+    # int64 sums could wrap on absurd sizes; slices small enough that no partial sum can exceed 2**63 - 1.
+    step = max(1, _INT64_MAX // max(largest, 1))
+    for start in range(0, selected.num_rows, step):
+        part = selected.slice(start, step)
+        summary.total_bytes += pc.sum(part.column("bytes")).as_py()
+        summary.requests += part.num_rows
+        summary.bytes_missing += pc.sum(part.column("bytes_missing").cast(pa.int64())).as_py()
+        for key, target in (("day", summary.by_day), ("ext", summary.by_extension)):
+            grouped = part.group_by(key).aggregate([("bytes", "sum"), ("bytes", "count")])
+            for k, b, c in zip(*(grouped.column(n).to_pylist() for n in (key, "bytes_sum", "bytes_count"))):
+                target[k][0] += b
+                target[k][1] += c
+        grouped = part.group_by("path").aggregate([("bytes", "sum")])
+        for path, b in zip(grouped.column("path").to_pylist(), grouped.column("bytes_sum").to_pylist()):
+            summary.by_url[path.decode("utf-8", "backslashreplace")] += b
+    return summary
+
+
+# ---------------------------------------------------------------- reading
+
+def open_log(source: str) -> tuple:
+    """Open ``source`` ('-' for stdin) for binary reading, gunzipping when it starts with the gzip magic bytes.
+
+    Returns (stream, raw) where ``raw.tell()`` gives the compressed position for progress. OSError propagates.
+    """
+    raw = sys.stdin.buffer if source == "-" else open(source, "rb")
+    peekable = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
+    if peekable.peek(2)[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=peekable, mode="rb"), peekable
+    return peekable, peekable
+
+
+def iter_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+    """Blocks of whole lines (the last may lack '\\n'); a UTF-8 byte-order mark at the very start is dropped.
+
+    Raises LogInputError when a gzip stream is corrupt or truncated.
+    """
+    rest, first = b"", True
+    while True:
+        try:
+            chunk = stream.read(block_size)
+        except (gzip.BadGzipFile, EOFError, OSError) as error:
+            raise LogInputError(f"cannot read compressed data ({error})") from None
+        if first:
+            chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
+        if not chunk:
+            if rest:
+                yield rest
+            return
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:   # a line longer than the block: keep reading
+            rest += chunk
+            continue
+        block, rest = rest + chunk[:cut], chunk[cut:]
+        yield block
+
+
+# ---------------------------------------------------------------- scanning
+
+@dataclass
+class _BlockOutcome:
+    accounting: FileAccounting
+    summary: BytesSummary
+
+
+def _split_lines(block: bytes) -> list:
+    lines = block.split(b"\n")
+    return lines[:-1] if block.endswith(b"\n") else lines
+
+
+def parse_block_fully(block: bytes, fmt: log_formats.LogFormat, state: log_formats.ParserState) -> tuple:
+    """Records of every usable line of ``block`` plus the per-line verdicts of the rest.
+
+    Returns (records table with RECORD_SCHEMA, n_lines, verdicts) where verdicts is a list of
+    (0-based line index, COMMENT | BLANK | Malformed) for the lines that are not records.
+    """
+    fast = fmt.parse_block(block, state)
+    verdicts, slow_records = [], []
+    if len(fast.rejected):
+        lines = _split_lines(block)
+        line_state = log_formats.ParserState(state.layout)
+        for index in fast.rejected.tolist():
+            result = fmt.parse_line(lines[index], line_state)
+            if isinstance(result, Record):
+                slow_records.append(result)
+            else:
+                verdicts.append((index, result, lines[index]))
+    records = fast.records
+    if slow_records:
+        slow = pa.Table.from_arrays([pa.array(list(col), type=f.type) for col, f in
+                                     zip(zip(*slow_records), RECORD_SCHEMA)], schema=RECORD_SCHEMA)
+        records = pa.concat_tables([records, slow])
+    return records, fast.n_lines, verdicts
+
+
+def _scan_block(block: bytes, fmt, state, query: BytesQuery, max_examples: int) -> _BlockOutcome:
+    records, n_lines, verdicts = parse_block_fully(block, fmt, state)
+    selected = select_requests(records, query)
+    accounting = FileAccounting("", fmt.name, lines_read=n_lines, lines_used=selected.num_rows,
+                                lines_not_matching=records.num_rows - selected.num_rows)
+    for index, verdict, line in verdicts:
+        if verdict == COMMENT:
+            accounting.comment_lines += 1
+        elif verdict == BLANK:
+            accounting.blank_lines += 1
+        else:
+            accounting.malformed_lines += 1
+            if len(accounting.malformed_examples) < max_examples:
+                text = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
+                accounting.malformed_examples.append((index, verdict.reason, text[:200]))
+    return _BlockOutcome(accounting, summarise_selection(selected))
+
+
+def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, block_size: int = BLOCK_SIZE,
+             progress: Optional[Callable[[int], None]] = None, max_examples: int = 5,
+             workers: int = 2) -> BytesSummary:
+    """Scan one log (path, or '-' for stdin; gzip detected by content) and return its BytesSummary.
+
+    The summary's ``files`` holds this file's FileAccounting (malformed examples with 1-based line numbers).
+    format_name: one of log_formats.FORMATS, or None to detect from the first lines.
+    progress: called after each block with the number of (compressed) input bytes it consumed.
+    Raises LogInputError (unknown format, corrupt gzip), OSError (missing/unreadable file).
+    """
+    stream, raw = open_log(source)
+    try:
+        blocks = iter_blocks(stream, block_size)
+        first = next(blocks, b"")
+        name = format_name or log_formats.detect_format(first[:1 << 20].split(b"\n")[:200])
+        if name is None:
+            sample = first.split(b"\n", 1)[0][:120].decode("utf-8", "backslashreplace")
+            raise LogInputError(f"cannot tell the log format from the first lines (first line: {sample!r}); "
+                                f"pass --format {{{','.join(FORMATS)}}}")
+        fmt = FORMATS[name]
+        accounting = FileAccounting(source, name)
+        total = BytesSummary()
+        state = fmt.initial_state()
+        pending: collections.deque = collections.deque()
+        position, consumed = 0, 0
+
+        def collect(future):
+            nonlocal position
+            outcome = future.result()
+            got = outcome.accounting
+            for index, reason, text in got.malformed_examples:
+                if len(accounting.malformed_examples) < max_examples:
+                    accounting.malformed_examples.append((position + index + 1, reason, text))
+            for key in ("lines_read", "lines_used", "lines_not_matching", "malformed_lines", "comment_lines",
+                        "blank_lines"):
+                setattr(accounting, key, getattr(accounting, key) + getattr(got, key))
+            position += got.lines_read
+            total.add(outcome.summary)
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for block in _chain(first, blocks):
+                pending.append(pool.submit(_scan_block, block, fmt, state, query, max_examples))
+                state = fmt.state_after(block, state)
+                if progress is not None:
+                    now = raw.tell() if raw.seekable() else consumed + len(block)
+                    progress(now - consumed)
+                    consumed = now
+                while len(pending) > workers:   # bounded read-ahead keeps memory flat
+                    collect(pending.popleft())
+            while pending:
+                collect(pending.popleft())
+        total.files.append(accounting)
+        return total
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        if raw is not stream and raw is not sys.stdin.buffer:
+            raw.close()
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def plot_bytes_per_day(summary: BytesSummary, path: str, title: str = "bytes per day") -> None:
+    """Bar chart of the matching bytes per day (MiB), written as a PNG to ``path`` (matplotlib, Agg backend)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    days = sorted(summary.by_day)
+    fig, ax = plt.subplots(figsize=(max(4, len(days) * 0.8), 3.5))
+    ax.bar(days, [summary.by_day[d][0] / 2 ** 20 for d in days])
+    ax.set_ylabel("MiB")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,146 @@
+"""Q2 command line: total bytes served for given file types and days, from CDN / web-server access logs.
+
+    python Q2/raw_data_analytics.py [LOG ...] [--ext jpg] [--start 2017-08-24] [--end 2017-08-25] [--json]
+
+With no LOG it analyses the take-home's dummy CDN log (Q2/data/dummy_cdn.log, written once if absent).
+Exit codes: 0 ok, 1 malformed lines with --strict, 2 bad arguments or unreadable input.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import json
+import os
+import sys
+import zoneinfo
+from pathlib import Path
+
+import dummy_log
+import log_scan
+from log_formats import FORMATS
+
+DUMMY_LOG = Path(__file__).resolve().parent / "data" / "dummy_cdn.log"
+
+
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from None
+
+
+def _zone(text: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IANA time zone name (e.g. Asia/Hong_Kong, UTC)") \
+            from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Total bytes served for files of given types on given days, from access logs "
+                    "(formats: " + "; ".join(f"{n}: {f.description}" for n, f in FORMATS.items()) + ").")
+    parser.add_argument("logs", nargs="*", metavar="LOG",
+                        help="log files, globs, .gz files or '-' for stdin (default: the dummy CDN log)")
+    parser.add_argument("--ext", action="append", metavar="EXT",
+                        help="file extension to count, repeatable (default: jpg; jpg also matches jpeg)")
+    parser.add_argument("--exact-ext", action="store_true", help="do not treat jpg/jpeg (tif/tiff, ...) as one type")
+    parser.add_argument("--start", type=_day, default=dt.date(2017, 8, 24), help="first day, inclusive")
+    parser.add_argument("--end", type=_day, default=dt.date(2017, 8, 25), help="last day, inclusive")
+    parser.add_argument("--tz", type=_zone, help="take days in this zone instead of the offset written in the log")
+    parser.add_argument("--format", choices=sorted(FORMATS), help="skip detection and parse every file as this")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    parser.add_argument("--plot", metavar="FILE.png", help="also write a bar chart of bytes per day")
+    parser.add_argument("--strict", action="store_true", help="exit with code 1 if any line is malformed")
+    parser.add_argument("--regenerate-dummy", action="store_true",
+                        help=f"rewrite {DUMMY_LOG.name} even if it exists (only used when no LOG is given)")
+    parser.add_argument("--block-size", type=int, default=log_scan.BLOCK_SIZE, help=argparse.SUPPRESS)
+    return parser
+
+
+def expand_sources(patterns: list) -> list:
+    """Paths for the LOG arguments: '-' as is, existing files as is, globs expanded (sorted).
+
+    Raises FileNotFoundError naming the first argument that matches nothing.
+    """
+    sources = []
+    for pattern in patterns:
+        if pattern == "-" or os.path.exists(pattern):
+            sources.append(pattern)
+        elif glob.has_magic(pattern) and glob.glob(pattern):
+            sources.extend(sorted(glob.glob(pattern)))
+        else:
+            raise FileNotFoundError(f"{pattern}: no such file (or the glob matches nothing)")
+    return sources
+
+
+def _progress_bar(source: str):
+    from tqdm import tqdm
+    size = os.path.getsize(source) if source != "-" and os.path.isfile(source) else None
+    return tqdm(total=size, unit="B", unit_scale=True, desc=os.path.basename(source), leave=False,
+                disable=not sys.stderr.isatty())
+
+
+def print_report(summary: log_scan.BytesSummary, query: log_scan.BytesQuery) -> None:
+    exts = "/".join("." + e for e in sorted(query.wanted_extensions()))
+    zone = f"days in {query.tz}" if query.tz else "days as written in each log"
+    print(f"bytes served for {exts} files, {query.start} to {query.end} inclusive ({zone})")
+    print(f"total_bytes: {summary.total_bytes} ({log_scan.human_bytes(summary.total_bytes)}) "
+          f"in {summary.requests} requests ({summary.bytes_missing} with size '-', counted as 0)")
+    print("by day:")
+    for day, (nbytes, count) in sorted(summary.by_day.items()):
+        print(f"  {day}  {nbytes:>16}  {log_scan.human_bytes(nbytes):>11}  {count:>9} requests")
+    print("by extension:")
+    for ext, (nbytes, count) in sorted(summary.by_extension.items()):
+        print(f"  .{ext:<8} {nbytes:>16}  {log_scan.human_bytes(nbytes):>11}  {count:>9} requests")
+    print("top 10 URL paths by bytes:")
+    for url, nbytes in summary.top_urls(10):
+        print(f"  {nbytes:>14}  {url}")
+    print("lines: read = used + not matching + malformed + comment + blank")
+    for f in summary.files:
+        print(f"  {f.source} [{f.format}]: {f.lines_read} = {f.lines_used} + {f.lines_not_matching} + "
+              f"{f.malformed_lines} + {f.comment_lines} + {f.blank_lines}")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        query = log_scan.BytesQuery(tuple(args.ext or ["jpg"]), args.start, args.end, args.exact_ext, args.tz)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        if args.logs:
+            sources = expand_sources(args.logs)
+        else:
+            if args.regenerate_dummy or not DUMMY_LOG.exists():
+                dummy_log.write_dummy_cdn_log(DUMMY_LOG, overwrite=args.regenerate_dummy)
+                print(f"wrote the dummy CDN log to {DUMMY_LOG}", file=sys.stderr)
+            sources = [str(DUMMY_LOG)]
+        summary = log_scan.BytesSummary()
+        for source in sources:
+            with _progress_bar(source) as bar:
+                summary.add(log_scan.scan_log(source, query, args.format, args.block_size, progress=bar.update))
+    except (OSError, log_scan.LogInputError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for f in summary.files:
+        for line_no, reason, text in f.malformed_examples:
+            print(f"{f.source}:{line_no}: malformed ({reason}): {text}", file=sys.stderr)
+        if f.malformed_lines > len(f.malformed_examples):
+            print(f"{f.source}: {f.malformed_lines - len(f.malformed_examples)} more malformed lines",
+                  file=sys.stderr)
+    if args.plot:
+        log_scan.plot_bytes_per_day(summary, args.plot, f"bytes per day, {'/'.join(query.extensions)}")
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        print_report(summary, query)
+    return 1 if args.strict and summary.malformed_lines else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
