@@ -373,12 +373,13 @@ _CLF_TIME = r"\[(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}:\d{2}:\d{2}) ([+-]\d{4})\]"
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
 # The client part before the first '[' varies (vhost, forwarded-for lists, missing ident/user), and bytes-by-type
 # needs none of it, so it is skipped. Extra fields after the size (combined format, response times) are ignored.
-CLF_PATTERN = r"^[^\[]*" + _CLF_TIME + " " + _QUOTED + r" (\d{3}|-) (\d{1,18}|-)(?:[ \t][^\n]*)?[\r\n]*$"
-S3_PATTERN = (r"^\S+ \S+ " + _CLF_TIME + r" \S+ \S+ \S+ \S+ (\S+) (?:" + _QUOTED + r"|-) (\d{3}|-) \S+ (\d{1,18}|-)"
-              r"(?:[ \t][^\n]*)?[\r\n]*$")
+CLF_PATTERN = r"^[^\[]*" + _CLF_TIME + " " + _QUOTED + r" (\d{3}|-) (\d{1,18}|-)(?: [^\n]*)?[\r\n]*$"
+# Fields are split on single spaces ([^ ]), not \S: RE2 and Python disagree on whether \v is whitespace.
+S3_PATTERN = (r"^[^ ]+ [^ ]+ " + _CLF_TIME + r" [^ ]+ [^ ]+ [^ ]+ [^ ]+ ([^ ]+) (?:" + _QUOTED + r"|-) (\d{3}|-) [^ ]+ "
+              r"(\d{1,18}|-)(?: [^\n]*)?[\r\n]*$")
 _CLF_RE = re.compile(CLF_PATTERN.encode())
 _S3_RE = re.compile(S3_PATTERN.encode())
-_REQUEST_TARGET = re.compile(rb"^\S+ (\S+)")
+_REQUEST_TARGET = re.compile(rb"^[^ ]+ ([^ ]+)")
 _MONTH_NUMBER = {m.encode(): f"{i:02d}".encode() for i, m in enumerate(MONTHS, 1)}
 
 
@@ -442,7 +443,7 @@ def _make_regex_parse_block(pattern: str, s3: bool) -> Callable[[bytes, ParserSt
         extracted = pc.extract_regex(lines, named)
         day, time, offset, month_ok = _bracket_columns(extracted, 0)
         request = pc.fill_null(extracted.field("request"), b"")
-        target = pc.fill_null(pc.struct_field(pc.extract_regex(request, r"^\S+ (?P<t>\S+)"), [0]), b"")
+        target = pc.fill_null(pc.struct_field(pc.extract_regex(request, r"^[^ ]+ (?P<t>[^ ]+)"), [0]), b"")
         if s3:
             key = extracted.field("key")
             target = pc.if_else(pc.equal(target, b""), pc.if_else(pc.equal(key, b"-"), b"", key), target)
