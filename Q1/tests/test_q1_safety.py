@@ -1,0 +1,122 @@
+"""Safe on someone's real database: refusals, replace, reruns, injection, atomic seeding, clean errors."""
+import json
+
+import pandas as pd
+import pytest
+from q1_testing import events_frame, load_events, read_back
+
+import sql as q1_cli
+from event_generator import generate_events
+from seed import SeedRefused, seed_events
+
+ROWS = events_frame([("2017-04-01 10:00:00", "a", "FIRST_INSTALL"), ("2017-04-02 10:00:00", "a", "APP_OPEN")])
+
+
+def _count(conn, table):
+    with conn.cursor() as cur:
+        cur.execute(f'SELECT count(*) FROM "{table}"')
+        return cur.fetchone()[0]
+
+
+def _table_exists(conn, table):
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{table}"',))
+        return cur.fetchone()[0]
+
+
+def test_refuses_non_empty_foreign_table_and_leaves_it_intact(conn, table_name):
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE TABLE "{table_name}" (time timestamp, uid text, event_name text, note text)')
+        cur.execute(f"""INSERT INTO "{table_name}" VALUES ('2020-01-01', 'x', 'FIRST_INSTALL', 'keep me')""")
+    conn.commit()
+    with pytest.raises(SeedRefused, match="--replace"):
+        seed_events(conn, table_name, [ROWS], stamp={"v": 1})
+    with conn.cursor() as cur:
+        cur.execute(f'SELECT note FROM "{table_name}"')
+        assert cur.fetchall() == [("keep me",)]
+
+
+def test_replace_reseeds_and_identical_rerun_reuses(conn, table_name):
+    load_events(conn, table_name, events_frame([("2017-04-01 00:00:00", "old", "A")]))
+    report = seed_events(conn, table_name, [ROWS], stamp={"v": 2}, replace=True)
+    assert (report.action, report.rows) == ("replaced", 2)
+    assert set(read_back(conn, table_name)["uid"]) == {"a"}
+    again = seed_events(conn, table_name, iter(()), stamp={"v": 2})  # same stamp: nothing is loaded
+    assert again.action == "reused" and _count(conn, table_name) == 2
+
+
+def test_fills_existing_empty_table_without_touching_its_schema(conn, table_name):
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE TABLE "{table_name}" (time timestamp, uid text, event_name text)')
+    conn.commit()
+    assert seed_events(conn, table_name, [ROWS], stamp={"v": 3}).action == "filled existing empty table"
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_indexes WHERE tablename = %s", (table_name,))
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT obj_description(%s::regclass, 'pg_class')", (f'"{table_name}"',))
+        assert cur.fetchone()[0] is None
+    assert _count(conn, table_name) == 2
+
+
+def test_failure_mid_seed_leaves_no_table(conn, table_name):
+    def frames_then_failure():
+        yield ROWS
+        raise RuntimeError("generator failed after the first chunk")
+
+    with pytest.raises(RuntimeError):
+        seed_events(conn, table_name, frames_then_failure(), stamp={"v": 4})
+    assert not _table_exists(conn, table_name)
+
+
+def test_hostile_table_name_is_refused_and_nothing_runs(conn, table_name, pg_dsn, capsys):
+    load_events(conn, table_name, ROWS)
+    code = q1_cli.main(["--dsn", pg_dsn, "--table", f"x; DROP TABLE {table_name}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "not a plain identifier" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert _table_exists(conn, table_name)
+
+
+def test_unreachable_server_is_one_line_exit_2(capsys):
+    code = q1_cli.main(["--dsn", "postgresql://nobody:secret@127.0.0.1:1/offsite"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    for needed in ("host=127.0.0.1", "port=1", "database=offsite", "embedded", "docker compose up", "DATABASE_URL"):
+        assert needed in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tz", "Mars/Olympus"], "unknown time zone"),
+    (["--window-start", "2017-03-30"], "before the cohort day"),
+    (["--no-seed", "--table", "no_such_table"], "does not exist"),
+])
+def test_user_mistakes_are_one_line_exit_2(pg_dsn, capsys, argv, message):
+    assert q1_cli.main(["--dsn", pg_dsn, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_default_run_twice_then_json_matches_library(pg_dsn, table_name, capsys, conn):
+    argv = ["--dsn", pg_dsn, "--table", table_name]
+    assert q1_cli.main(argv) == 0
+    first = capsys.readouterr().out
+    assert "WITH cohort AS" in first and "retained:" in first
+    assert q1_cli.main(argv + ["--json", "--list-users"]) == 0  # rerun: reuses the identical seed
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"cohort_date", "cohort_size", "retained_users", "retention_rate", "retained_uids"}
+    stored = read_back(conn, table_name)
+    expected = pd.concat(generate_events("app"))
+    assert len(stored) == len(expected) and set(stored["uid"]) == set(expected["uid"])
+    assert out["retained_users"] == len(out["retained_uids"])
+    assert out["retention_rate"] == pytest.approx(out["retained_users"] / out["cohort_size"])
+
+
+def test_cli_report_writes_csv_and_png(pg_dsn, table_name, tmp_path, capsys):
+    argv = ["--dsn", pg_dsn, "--table", table_name, "--report", "--days", "3", "--out", str(tmp_path)]
+    assert q1_cli.main(argv) == 0
+    table = pd.read_csv(tmp_path / "retention_table.csv", index_col="cohort_date")
+    assert list(table.columns) == ["cohort_size", "day_0", "day_1", "day_2", "day_3"]
+    assert (table["day_0"] == 1.0).all()
+    assert (tmp_path / "retention_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert "day_3" in capsys.readouterr().out
+
