@@ -338,23 +338,38 @@ def _generate_plays(rng, profiles: pd.DataFrame, n_artists: int, artists_per_use
     n_items = np.where(rng.random(n_users) < 0.9, artists_per_user, rng.integers(1, artists_per_user, n_users))
     n_draw = (n_items * 1.35).astype(np.int64) + 2  # oversample, duplicates are removed below
     user = np.repeat(np.arange(n_users), n_draw)
-    # offset 50: the most popular artist reaches ~20% of users, as Radiohead does in the real file
+    # three sources of draws: 30% the global chart (offset 50: the top artist reaches ~20% of users, as
+    # Radiohead does in the real file), 30% the user's taste cluster (a genre: its own Zipf-popular slice of the
+    # catalogue), 40% the user's scene (~150 users of the same cluster sharing 80 artists of its genre). Scenes
+    # are what neighbours can find and charts cannot.
     artist = _sample_zipf(rng, _zipf_cdf(n_artists, 50.0), len(user))
-    # each cluster has its own (shuffled) slice of the catalogue, itself Zipf-popular: neighbours share it
+    source = rng.choice(3, len(user), p=[0.3, 0.3, 0.4])
     genre_of = rng.integers(0, n_clusters, n_artists)
-    from_genre = rng.random(len(user)) < 0.6
+    n_scenes = max(n_clusters, n_users // 150)
+    per_cluster = (n_scenes - np.arange(n_clusters) + n_clusters - 1) // n_clusters
+    scene = cluster + n_clusters * rng.integers(0, per_cluster[cluster])  # scene s belongs to cluster s % K
+    scene_artists = np.zeros((n_scenes, 80), np.int64)
     user_cluster = cluster[user]
     for c in range(n_clusters):
         members = rng.permutation(np.flatnonzero(genre_of == c))
-        take = from_genre & (user_cluster == c)
-        if len(members) and take.any():
-            artist[take] = members[_sample_zipf(rng, _zipf_cdf(len(members), 5.0), int(take.sum()))]
-    key = np.unique(user.astype(np.int64) * n_artists + artist)  # sorted: grouped by user
-    user, artist = key // n_artists, key % n_artists
+        if not len(members):
+            members = np.arange(n_artists)
+        genre_cdf = _zipf_cdf(len(members), 2.0, 1.1)
+        take = (source == 1) & (user_cluster == c)
+        artist[take] = members[_sample_zipf(rng, genre_cdf, int(take.sum()))]
+        scenes = np.arange(c, n_scenes, n_clusters)
+        scene_artists[scenes] = members[_sample_zipf(rng, genre_cdf, len(scenes) * 80)].reshape(len(scenes), 80)
+    take = source == 2
+    artist[take] = scene_artists[scene[user[take]], _sample_zipf(rng, _zipf_cdf(80, 2.0, 0.8), int(take.sum()))]
+    key = np.unique(user.astype(np.int64) * n_artists + artist)
+    key = key[np.lexsort((rng.random(len(key)), key // n_artists))]  # random order within each user, so the
+    user, artist = key // n_artists, key % n_artists                 # cut below keeps a random subset
     rank = np.arange(len(key)) - np.searchsorted(user, user)
     keep = rank < n_items[user]
     user, artist = user[keep], artist[keep]
-    plays = np.ceil(rng.lognormal(3.6, 1.4, len(user))).astype(np.int64)
+    # favourites are mostly in-taste: artists of the user's own cluster get ~3x the plays
+    in_taste = genre_of[artist] == cluster[user]
+    plays = np.ceil(rng.lognormal(3.4, 1.2, len(user)) * np.where(in_taste, 3.0, 1.0)).astype(np.int64)
     order = np.lexsort((-plays, user))
     return user[order], artist[order], plays[order]
 

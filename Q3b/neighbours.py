@@ -1,0 +1,373 @@
+"""User-user nearest-neighbour artist recommendations: the prototype's method, made to scale.
+
+Method (as in the original notebook): each user is a feature row ``[w * scaled age, w * one-hot country,
+L1-normalised plays]``; a user's ``k`` most similar users (cosine similarity by default) vote for the artists
+they play, weighted by similarity and by each artist's share of the neighbour's plays; artists the user already
+played are removed and the top ``n`` remain. ``w`` (``profile_weight``) balances the profile block against the
+plays block: the prototype used ``w = 1``, so the profile block dominated (see ``rec_evaluation``).
+
+Scaling: for up to :data:`EXACT_MAX_USERS` users the similarities are computed exactly in user batches (a
+dense BLAS product for the profile block plus a sparse product for the plays block, then top-k selection).
+Above that an exact all-pairs product is out of reach (the plays block alone costs the sum over artists of
+listeners squared, ~1e11 operations on the real data), so candidates come from a faiss IVF inner-product index
+on a dense embedding (exact profile block + 64-dimension truncated SVD of the plays block) and are re-ranked with
+the exact similarity. Cold start: users without plays get their country's most popular artists, else global ones.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+from tqdm.auto import tqdm
+
+from lastfm_data import align_users
+
+SOURCES = ("neighbours", "country", "global")
+DEFAULT_PROFILE_WEIGHT = 0.1
+DEFAULT_NEIGHBOURS = 30
+EXACT_MAX_USERS = 60_000
+FALLBACK_SIZE = 100
+
+
+@dataclass
+class UserArtistData:
+    """Users, artists and plays as arrays, in the order used by every function here.
+
+    ``users``: (n_users,) sha1 strings; ``artists``: DataFrame of n_artists rows (index: artist key; columns
+    ``artist_mbid``, ``artist_name``); ``plays``: CSR (n_users, n_artists) float32 play counts; ``age``:
+    (n_users,) float32, NaN when missing; ``country``: (n_users,) int32 code into ``countries``, -1 when missing.
+    """
+
+    users: np.ndarray
+    artists: pd.DataFrame
+    plays: sp.csr_matrix
+    age: np.ndarray
+    country: np.ndarray
+    countries: np.ndarray
+
+    def with_plays(self, plays: sp.csr_matrix) -> "UserArtistData":
+        """Same users and profiles with another plays matrix (e.g. the training part of a holdout split)."""
+        return UserArtistData(self.users, self.artists, plays.tocsr(), self.age, self.country, self.countries)
+
+
+@dataclass
+class Recommendations:
+    """Top-n lists for some users: ``users`` (n_query,) row indices into the data; ``artist`` (n_query, n) int32
+    artist column (-1 where fewer than n were found); ``score`` float32; ``source`` int8 index into SOURCES."""
+
+    users: np.ndarray
+    artist: np.ndarray
+    score: np.ndarray
+    source: np.ndarray
+
+
+def build_user_artist_data(plays: pd.DataFrame, profiles: pd.DataFrame) -> UserArtistData:
+    """Arrays from the frames of ``lastfm_data.load_plays``/``load_profiles``, users of both files included.
+
+    Users keep the profile file's order; plays-only users are appended (``lastfm_data.align_users``).
+    """
+    profiles, _ = align_users(plays, profiles)
+    users = profiles["user"].to_numpy().astype(str)
+    user_row = pd.Index(users).get_indexer(plays["user"].cat.categories)
+    rows = user_row[plays["user"].cat.codes.to_numpy()]
+    cols = plays["artist"].cat.codes.to_numpy()
+    n_artists = len(plays["artist"].cat.categories)
+    matrix = sp.csr_matrix((plays["plays"].to_numpy(np.float32), (rows, cols)), shape=(len(users), n_artists))
+    first = np.unique(cols, return_index=True)[1]
+    artists = pd.DataFrame({"artist_mbid": "", "artist_name": ""}, index=plays["artist"].cat.categories)
+    artists.iloc[cols[first], 0] = plays["artist_mbid"].to_numpy()[first].astype(str)
+    artists.iloc[cols[first], 1] = plays["artist_name"].to_numpy()[first].astype(str)
+    country = profiles["country"].astype("category")
+    return UserArtistData(users, artists, matrix, profiles["age"].to_numpy(np.float32),
+                          country.cat.codes.to_numpy().astype(np.int32), np.asarray(country.cat.categories, dtype=str))
+
+
+def build_features(data: UserArtistData, profile_weight: float = DEFAULT_PROFILE_WEIGHT) -> sp.csr_matrix:
+    """Feature rows (n_users, 1 + n_countries + n_artists): ``w * z-scored age`` (0 when missing),
+    ``w * one-hot country`` (all 0 when missing), then plays divided by the user's total (L1 norm; all 0 without
+    plays). Raises ValueError for a negative weight."""
+    if profile_weight < 0:
+        raise ValueError(f"profile_weight must be >= 0, got {profile_weight}")
+    age = data.age.astype(np.float64)
+    known = ~np.isnan(age)
+    scaled = np.zeros(len(age), np.float32)
+    if known.sum() > 1 and age[known].std() > 0:
+        scaled[known] = (age[known] - age[known].mean()) / age[known].std()
+    n = len(data.users)
+    has_country = data.country >= 0
+    one_hot = sp.csr_matrix((np.ones(has_country.sum(), np.float32), (np.flatnonzero(has_country), data.country[has_country])),
+                            shape=(n, len(data.countries)))
+    plays_l1 = normalize(data.plays, norm="l1").astype(np.float32)
+    return sp.hstack([sp.csr_matrix(scaled[:, None] * profile_weight), one_hot * profile_weight, plays_l1],
+                     format="csr", dtype=np.float32)
+
+
+def top_n_per_row(matrix: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the ``n`` largest stored entries of each row of a CSR matrix.
+
+    Returns ``(indices, values)`` of shape (n_rows, n); -1 / 0 pad rows with fewer entries; ties go to the lower
+    column index, so the result is deterministic.
+    """
+    matrix = matrix.tocsr()
+    counts = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    order = np.lexsort((matrix.indices, -matrix.data, rows))
+    rank = np.arange(len(order)) - matrix.indptr[rows]
+    keep = rank < n
+    indices = np.full((matrix.shape[0], n), -1, np.int32)
+    values = np.zeros((matrix.shape[0], n), np.float32)
+    indices[rows[keep], rank[keep]] = matrix.indices[order[keep]]
+    values[rows[keep], rank[keep]] = matrix.data[order[keep]]
+    return indices, values
+
+
+def _top_k_dense(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    k = min(k, similarity.shape[1])
+    part = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    part_sim = np.take_along_axis(similarity, part, axis=1)
+    order = np.argsort(-part_sim, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1).astype(np.int32), np.take_along_axis(part_sim, order, axis=1)
+
+
+def _split_blocks(features: sp.csr_matrix, n_profile: int):
+    return np.ascontiguousarray(features[:, :n_profile].toarray()), features[:, n_profile:].tocsr()
+
+
+def _exact_neighbours(dense, plays, query, k, metric, batch_size, progress):
+    squared = (dense ** 2).sum(1) + np.asarray(plays.multiply(plays).sum(1)).ravel()
+    idx = np.empty((len(query), k), np.int32)
+    sim = np.empty((len(query), k), np.float32)
+    for start in tqdm(range(0, len(query), batch_size), desc="neighbours (exact)", disable=not progress):
+        q = query[start:start + batch_size]
+        dot = dense[q] @ dense.T + (plays[q] @ plays.T).toarray()
+        if metric == "euclidean":
+            dist = np.sqrt(np.maximum(squared[q, None] + squared[None, :] - 2 * dot, 0))
+            dot = 1.0 / (1.0 + dist)
+        dot[np.arange(len(q)), q] = -np.inf  # a user is not its own neighbour
+        idx[start:start + len(q)], sim[start:start + len(q)] = _top_k_dense(dot, k)
+    return idx, sim
+
+
+def _pair_similarity(dense, plays, left, right, chunk=400_000):
+    out = np.empty(len(left), np.float32)
+    for s in range(0, len(left), chunk):
+        a, b = left[s:s + chunk], right[s:s + chunk]
+        out[s:s + chunk] = np.einsum("ij,ij->i", dense[a], dense[b]) + \
+            np.asarray(plays[a].multiply(plays[b]).sum(1)).ravel()
+    return out
+
+
+def _ann_neighbours(dense, plays, query, k, n_candidates, random_state, progress):
+    """faiss IVF candidates on [profile block, SVD(plays block)], re-ranked by the exact cosine similarity."""
+    import faiss
+    from sklearn.decomposition import TruncatedSVD
+
+    n_components = min(64, plays.shape[1] - 1)
+    svd = TruncatedSVD(n_components, n_iter=3, random_state=random_state)
+    embedding = np.hstack([dense, svd.fit_transform(plays).astype(np.float32)]).astype(np.float32)
+    n, dim = embedding.shape
+    n_lists = int(min(4 * np.sqrt(n), n // 40) or 1)
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, n_lists, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(random_state)
+    index.train(embedding[rng.choice(n, min(n, 50 * n_lists), replace=False)])
+    index.add(embedding)
+    index.nprobe = max(8, n_lists // 16)
+    idx = np.empty((len(query), k), np.int32)
+    sim = np.empty((len(query), k), np.float32)
+    batch = 20_000
+    for start in tqdm(range(0, len(query), batch), desc="neighbours (faiss + re-rank)", disable=not progress):
+        q = query[start:start + batch]
+        _, cand = index.search(embedding[q], n_candidates + 1)
+        left = np.repeat(q, cand.shape[1])
+        right = cand.ravel()
+        valid = (right >= 0) & (right != left)
+        exact = np.full(len(right), -np.inf, np.float32)
+        exact[valid] = _pair_similarity(dense, plays, left[valid], right[valid])
+        exact = exact.reshape(cand.shape)
+        top, top_sim = _top_k_dense(exact, k)
+        idx[start:start + len(q)] = np.take_along_axis(cand, top, axis=1)
+        sim[start:start + len(q)] = top_sim
+    idx[~np.isfinite(sim)] = -1
+    return idx, sim
+
+
+def nearest_neighbours(features: sp.csr_matrix, n_profile_columns: int, k: int = DEFAULT_NEIGHBOURS, *,
+                       query=None, metric: str = "cosine", method: str = "auto", batch_size: int = 1000,
+                       n_candidates: int = 100, random_state: int = 0, progress: bool = False):
+    """The ``k`` most similar rows of ``features`` for each query row (itself excluded).
+
+    ``features``: CSR (n_users, n_features) whose first ``n_profile_columns`` columns are the (dense) profile
+    block. ``metric``: 'cosine' (similarity = cosine) or 'euclidean' (similarity = 1 / (1 + distance), as a
+    distance-based NearestNeighbors would rank). ``method``: 'exact', 'ann' (faiss IVF + exact re-ranking of
+    ``n_candidates``; cosine only) or 'auto' (exact up to EXACT_MAX_USERS rows). Returns ``(indices, similarity)``
+    of shape (n_query, k); index -1 / similarity -inf where fewer than k were found. Raises ValueError.
+    """
+    if metric not in ("cosine", "euclidean"):
+        raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+    n = features.shape[0]
+    query = np.arange(n) if query is None else np.asarray(query)
+    k = min(k, n - 1)
+    if k < 1:
+        return np.full((len(query), 0), -1, np.int32), np.zeros((len(query), 0), np.float32)
+    if method == "auto":
+        method = "exact" if n <= EXACT_MAX_USERS or metric == "euclidean" else "ann"
+    if method == "ann" and metric != "cosine":
+        raise ValueError("method='ann' supports metric='cosine' only")
+    if metric == "cosine":
+        features = normalize(features, norm="l2")
+    dense, plays = _split_blocks(features, n_profile_columns)
+    if method == "exact":
+        return _exact_neighbours(dense, plays, query, k, metric, batch_size, progress)
+    if method == "ann":
+        return _ann_neighbours(dense, plays, query, k, max(n_candidates, k), random_state, progress)
+    raise ValueError(f"method must be 'auto', 'exact' or 'ann', got {method!r}")
+
+
+def score_artists(neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, played: sp.csr_matrix, n: int,
+                  batch_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour votes: score(artist) = sum over neighbours of similarity * neighbour's share of plays.
+
+    ``neighbour_idx``/``neighbour_sim``: (n_query, k) rows of ``pool_plays_l1`` (n_pool, n_artists);
+    ``played``: (n_query, n_artists), nonzero where the query user already played the artist (excluded).
+    Returns ``(artist, score)`` of shape (n_query, n), -1 padded.
+    """
+    artist = np.full((len(neighbour_idx), n), -1, np.int32)
+    score = np.zeros((len(neighbour_idx), n), np.float32)
+    for start in range(0, len(neighbour_idx), batch_size):
+        idx = neighbour_idx[start:start + batch_size]
+        sim = np.where(idx >= 0, np.maximum(neighbour_sim[start:start + batch_size], 0), 0)
+        weights = sp.csr_matrix((sim.ravel(), np.maximum(idx, 0).ravel(), np.arange(0, idx.size + 1, idx.shape[1])),
+                                shape=(len(idx), pool_plays_l1.shape[0]))
+        votes = (weights @ pool_plays_l1).tocsr()
+        seen = played[start:start + batch_size].astype(bool).astype(np.float32)
+        votes = (votes - votes.multiply(seen)).tocsr()  # votes are >= 0, so this zeroes the played artists
+        votes.eliminate_zeros()
+        artist[start:start + len(idx)], score[start:start + len(idx)] = top_n_per_row(votes, n)
+    return artist, score
+
+
+def popular_artists(data: UserArtistData, n: int = FALLBACK_SIZE):
+    """Most popular artists by listener count (users who played the artist): global and per country.
+
+    Returns ``(global_artist, global_listeners, country_artist, country_listeners)``: (n,) arrays and
+    (n_countries, n) arrays, -1 padded. Listeners rather than summed plays so a few heavy users cannot dominate.
+    """
+    listened = (data.plays > 0).astype(np.float32)
+    totals = np.asarray(listened.sum(0)).ravel()
+    order = np.lexsort((np.arange(len(totals)), -totals))[:n]
+    order = order[totals[order] > 0]
+    global_artist = np.full(n, -1, np.int32)
+    global_score = np.zeros(n, np.float32)
+    global_artist[:len(order)], global_score[:len(order)] = order, totals[order]
+    known = data.country >= 0
+    membership = sp.csr_matrix((np.ones(known.sum(), np.float32), (data.country[known], np.flatnonzero(known))),
+                               shape=(len(data.countries), len(data.users)))
+    country_artist, country_score = top_n_per_row(membership @ listened, n)
+    return global_artist, global_score, country_artist, country_score
+
+
+def _fill_from_popular(recs: Recommendations, data: UserArtistData, popular) -> None:
+    """Complete rows with fewer than n artists: country favourites first, then global ones, never played ones."""
+    global_artist, global_score, country_artist, country_score = popular
+    n = recs.artist.shape[1]
+    for row in np.flatnonzero((recs.artist < 0).any(1)):
+        user = recs.users[row]
+        taken = set(data.plays.indices[data.plays.indptr[user]:data.plays.indptr[user + 1]].tolist())
+        filled = int((recs.artist[row] >= 0).sum())
+        taken.update(recs.artist[row, :filled].tolist())
+        lists = [(global_artist, global_score, 2)]
+        if data.country[user] >= 0:
+            lists.insert(0, (country_artist[data.country[user]], country_score[data.country[user]], 1))
+        for artists, scores, source in lists:
+            for a, s in zip(artists.tolist(), scores.tolist()):
+                if filled == n:
+                    break
+                if a >= 0 and a not in taken:
+                    recs.artist[row, filled], recs.score[row, filled], recs.source[row, filled] = a, s, source
+                    taken.add(a)
+                    filled += 1
+
+
+def recommend_users(data: UserArtistData, n: int = 20, *, users=None, profile_weight: float = DEFAULT_PROFILE_WEIGHT,
+                    k: int = DEFAULT_NEIGHBOURS, metric: str = "cosine", method: str = "auto",
+                    random_state: int = 0, progress: bool = False) -> Recommendations:
+    """Top-``n`` artists for ``users`` (row indices into ``data``; default all users), never already played.
+
+    Users with plays get neighbour votes (source 'neighbours'); missing places and users without plays are
+    filled with their country's most popular artists ('country'), then global ones ('global'). Neighbours are
+    drawn from the users with plays only. Returns :class:`Recommendations`. Raises ValueError for n < 1.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    users = np.arange(len(data.users)) if users is None else np.asarray(users)
+    recs = Recommendations(users, np.full((len(users), n), -1, np.int32), np.zeros((len(users), n), np.float32),
+                           np.zeros((len(users), n), np.int8))
+    pool = np.flatnonzero(np.diff(data.plays.indptr) > 0)
+    position_in_pool = np.full(len(data.users), -1)
+    position_in_pool[pool] = np.arange(len(pool))
+    warm = np.flatnonzero(position_in_pool[users] >= 0)
+    if len(warm) and len(pool) > 1:
+        features = build_features(data, profile_weight)[pool]
+        idx, sim = nearest_neighbours(features, 1 + len(data.countries), k, query=position_in_pool[users[warm]],
+                                      metric=metric, method=method, random_state=random_state, progress=progress)
+        plays_l1 = normalize(data.plays[pool], norm="l1").astype(np.float32)
+        recs.artist[warm], recs.score[warm] = score_artists(idx, sim, plays_l1, data.plays[users[warm]], n)
+    _fill_from_popular(recs, data, popular_artists(data))
+    return recs
+
+
+def recommendations_frame(data: UserArtistData, recs: Recommendations) -> pd.DataFrame:
+    """Long table: ``user`` (sha1), ``rank`` (1..n), ``artist_mbid``, ``artist_name``, ``score``, ``source``."""
+    n = recs.artist.shape[1]
+    filled = recs.artist >= 0
+    rows, ranks = np.nonzero(filled)
+    artist = recs.artist[rows, ranks]
+    return pd.DataFrame({
+        "user": data.users[recs.users[rows]],
+        "rank": (ranks + 1).astype(np.int32),
+        "artist_mbid": data.artists["artist_mbid"].to_numpy()[artist].astype(str),
+        "artist_name": data.artists["artist_name"].to_numpy()[artist].astype(str),
+        "score": recs.score[rows, ranks].astype(np.float64),
+        "source": np.asarray(SOURCES)[recs.source[rows, ranks]],
+    }) if n else pd.DataFrame(columns=["user", "rank", "artist_mbid", "artist_name", "score", "source"])
+
+
+def fallbacks_frame(data: UserArtistData, n: int = FALLBACK_SIZE) -> pd.DataFrame:
+    """Top-``n`` popular artists per country and globally (``country`` '' ), for users the batch never saw:
+    columns ``country``, ``rank``, ``artist_mbid``, ``artist_name``, ``score`` (listener count)."""
+    global_artist, global_score, country_artist, country_score = popular_artists(data, n)
+    countries = np.concatenate([[""], data.countries])
+    artist = np.vstack([global_artist[None, :], country_artist])
+    score = np.vstack([global_score[None, :], country_score])
+    rows, ranks = np.nonzero(artist >= 0)
+    a = artist[rows, ranks]
+    return pd.DataFrame({
+        "country": countries[rows].astype(str), "rank": (ranks + 1).astype(np.int32),
+        "artist_mbid": data.artists["artist_mbid"].to_numpy()[a].astype(str),
+        "artist_name": data.artists["artist_name"].to_numpy()[a].astype(str),
+        "score": score[rows, ranks].astype(np.float64),
+    })
+
+
+def build_batch(plays: pd.DataFrame, profiles: pd.DataFrame, n: int = 20, *, progress: bool = False,
+                **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Recommendations for every user of both files plus the popularity fallbacks, as two DataFrames.
+
+    ``plays``/``profiles``: frames from ``lastfm_data.load_plays``/``load_profiles``. ``options`` go to
+    :func:`recommend_users` (profile_weight, k, metric, method, random_state). Returns ``(recommendations,
+    fallbacks)`` as described in :func:`recommendations_frame` and :func:`fallbacks_frame`; every user gets n rows
+    unless the catalogue minus the user's played artists is smaller than n.
+    """
+    data = build_user_artist_data(plays, profiles)
+    recs = recommend_users(data, n, progress=progress, **options)
+    return recommendations_frame(data, recs), fallbacks_frame(data)
+
+
+def default_threads() -> int:
+    """Threads for BLAS/faiss: the machine's cores (sched affinity), at least 1."""
+    return max(1, len(os.sched_getaffinity(0)))
