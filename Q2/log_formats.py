@@ -247,6 +247,16 @@ def _make_tab_parse_line(read_header: Callable, offset: bytes = b"+0000") -> Cal
     return parse_line
 
 
+def _is_utf8(data: bytes) -> bool:
+    if data.isascii():   # the common case, and much faster than decoding
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _empty_result(line_indices: np.ndarray) -> BlockResult:
     return BlockResult(RECORD_SCHEMA.empty_table(), line_indices, len(line_indices))
 
@@ -254,8 +264,9 @@ def _empty_result(line_indices: np.ndarray) -> BlockResult:
 def _tab_fast_path(segment: bytes, layout: Optional[TabLayout], offset: str) -> BlockResult:
     """Parse a header-free run of lines with pyarrow's CSV reader; lines it cannot take are returned as rejected."""
     n_lines = count_lines(segment)
-    if n_lines == 0 or layout is None or segment.count(b"\r") != segment.count(b"\r\n"):
-        # No usable layout, or a lone CR (the CSV reader would end the row there): every line goes to parse_line.
+    if n_lines == 0 or layout is None or segment.count(b"\r") != segment.count(b"\r\n") or not _is_utf8(segment):
+        # No usable layout, a lone CR (the CSV reader would end the row there) or bytes that are not UTF-8 (its
+        # invalid-row callback cannot carry them): every line of the segment goes to parse_line instead.
         return _empty_result(np.arange(n_lines))
     diverted = []
 

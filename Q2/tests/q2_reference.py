@@ -157,7 +157,7 @@ def reference_scan(raw: bytes, fmt: str, extensions, start: str, end: str) -> di
         columns = ("date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem").split()
     for line in lines:
         text = line.rstrip("\r\n")
-        if not text.strip():
+        if not text.strip(" \t\r\n\x0b\x0c"):   # ASCII whitespace only (str.strip also strips \x1c-\x1f)
             out["blank_lines"] += 1
             continue
         if fmt == "cloudfront" and text.startswith("#Fields:"):
