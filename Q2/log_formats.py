@@ -154,12 +154,12 @@ def _strip_eol(line: bytes) -> bytes:
 # ---------------------------------------------------------------- shared vector checks (pyarrow side)
 
 def _valid_day_vec(day: pa.Array) -> pa.Array:
-    """True where ``day`` (binary) is a real 'YYYY-MM-DD' date; strptime alone accepts 2017-02-30, so round-trip."""
-    shaped = pc.match_substring_regex(day, r"^\d{4}-\d{2}-\d{2}$")
-    text = pc.if_else(shaped, day, b"1970-01-01").cast(pa.string())
-    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
-    same = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
-    return pc.and_(shaped, pc.fill_null(same, False))
+    """True where ``day`` (binary) is a real 'YYYY-MM-DD' date, by the same rule as the per-line parser.
+
+    A block holds few distinct days, so the Python check runs on the distinct values only.
+    """
+    good = [d for d in pc.unique(day).to_pylist() if d is not None and _valid_day(d)]
+    return pc.is_in(day, value_set=pa.array(good, day.type))
 
 
 def _valid_time_vec(time: pa.Array) -> pa.Array:
@@ -264,7 +264,8 @@ def _empty_result(line_indices: np.ndarray) -> BlockResult:
 def _tab_fast_path(segment: bytes, layout: Optional[TabLayout], offset: str) -> BlockResult:
     """Parse a header-free run of lines with pyarrow's CSV reader; lines it cannot take are returned as rejected."""
     n_lines = count_lines(segment)
-    if n_lines == 0 or layout is None or segment.count(b"\r") != segment.count(b"\r\n") or not _is_utf8(segment):
+    lone_cr = b"\r" in segment and segment.count(b"\r") != segment.count(b"\r\n")
+    if n_lines == 0 or layout is None or lone_cr or not _is_utf8(segment):
         # No usable layout, a lone CR (the CSV reader would end the row there) or bytes that are not UTF-8 (its
         # invalid-row callback cannot carry them): every line of the segment goes to parse_line instead.
         return _empty_result(np.arange(n_lines))

@@ -18,6 +18,7 @@ import collections
 import datetime as dt
 import gzip
 import io
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -95,14 +96,15 @@ class FileAccounting:
 class BytesSummary:
     """Totals over the matching requests of all inputs. Byte counts are exact Python ints.
 
-    by_day / by_extension: key -> [bytes, requests]; by_url: URL path -> bytes.
+    by_day / by_extension: key -> [bytes, requests]. Bytes per URL path are kept as pyarrow tables of
+    (path, bytes) and re-aggregated as they grow, so memory grows with distinct URL paths, not with lines.
     """
     total_bytes: int = 0
     requests: int = 0
     bytes_missing: int = 0
     by_day: dict = field(default_factory=lambda: collections.defaultdict(lambda: [0, 0]))
     by_extension: dict = field(default_factory=lambda: collections.defaultdict(lambda: [0, 0]))
-    by_url: collections.Counter = field(default_factory=collections.Counter)
+    url_tables: list = field(default_factory=list)
     files: list = field(default_factory=list)
 
     @property
@@ -118,12 +120,27 @@ class BytesSummary:
             for key, (nbytes, count) in theirs.items():
                 mine[key][0] += nbytes
                 mine[key][1] += count
-        self.by_url.update(other.by_url)
+        self.url_tables.extend(other.url_tables)
+        if sum(t.num_rows for t in self.url_tables) > 1_000_000:
+            self.url_tables = [self._bytes_by_url()]
         self.files.extend(other.files)
 
+    def _bytes_by_url(self) -> pa.Table:
+        # decimal128(38, 0) sums cannot wrap, unlike int64, whatever the sizes and the number of requests.
+        exact = pa.schema([("path", pa.binary()), ("bytes", pa.decimal128(38, 0))])
+        tables = [t.cast(exact) for t in self.url_tables]
+        if not tables:
+            return exact.empty_table()
+        return pa.concat_tables(tables).group_by("path").aggregate([("bytes", "sum")]).rename_columns(exact.names)
+
     def top_urls(self, n: int = 10) -> list:
-        """The ``n`` URL paths with the most bytes, as (path, bytes), ties broken by path."""
-        return sorted(self.by_url.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+        """The ``n`` URL paths with the most bytes, as (path text, bytes), ties broken by path.
+
+        Paths are shown as UTF-8 with other bytes escaped (\\xNN).
+        """
+        table = self._bytes_by_url().sort_by([("bytes", "descending"), ("path", "ascending")]).slice(0, n)
+        return [(p.decode("utf-8", "backslashreplace"), int(b))
+                for p, b in zip(table.column("path").to_pylist(), table.column("bytes").to_pylist())]
 
     def as_dict(self) -> dict:
         """JSON-ready view (days in order, URL paths as text)."""
@@ -158,9 +175,10 @@ def url_paths(targets: pa.Array) -> pa.Array:
     paths = pc.replace_substring_regex(paths, r"[?#][\x00-\xff]*$", b"")
     encoded = pc.match_substring(paths, "%")
     if pc.any(encoded).as_py():
-        rows = np.flatnonzero(encoded.to_numpy(zero_copy_only=False))
-        decoded = pa.array([unquote_to_bytes(p) for p in paths.take(pa.array(rows)).to_pylist()], pa.binary())
-        paths = pc.replace_with_mask(paths, encoded, decoded)
+        # Logs repeat URLs, so decode each distinct encoded path once.
+        distinct = pc.dictionary_encode(pc.filter(paths, encoded))
+        decoded = pa.array([unquote_to_bytes(p) for p in distinct.dictionary.to_pylist()], pa.binary())
+        paths = pc.replace_with_mask(paths, encoded, decoded.take(distinct.indices))
     return paths
 
 
@@ -180,20 +198,32 @@ def local_days(records: pa.Table, tz: Optional[str]) -> pa.Array:
     return pc.strftime(pc.local_timestamp(utc.cast(pa.timestamp("s", tz=tz))), format="%Y-%m-%d")
 
 
+def _may_match(targets: pa.Array, wanted: frozenset) -> pa.Array:
+    """Cheap superset of the targets whose extension is wanted: ends in '.ext' before any ?/#, or has a '%'.
+
+    Lets the exact (slower) path/extension work run on candidate rows only.
+    """
+    alternatives = "|".join(sorted(re.escape(e) for e in wanted))
+    ends_with_ext = pc.match_substring_regex(targets, rf"\.(?:{alternatives})(?:[?#][\x00-\xff]*)?$", ignore_case=True)
+    return pc.or_(ends_with_ext, pc.match_substring(targets, "%"))
+
+
 def select_requests(records: pa.Table, query: BytesQuery) -> pa.Table:
     """The records that match ``query``, as a table of (day, ext, path, bytes, bytes_missing).
 
     records: table with log_formats.RECORD_SCHEMA. Day filtering comes first so URL work is done on fewer rows.
     """
+    wanted = query.wanted_extensions()
     days = local_days(records, query.tz)
     in_range = pc.and_(pc.greater_equal(days, query.start.isoformat()), pc.less_equal(days, query.end.isoformat()))
-    kept = records.filter(in_range)
+    kept = records.append_column("local_day", days).filter(in_range)
+    kept = kept.filter(_may_match(kept.column("target").combine_chunks(), wanted))
     paths = url_paths(kept.column("target").combine_chunks())
     exts = url_extensions(paths)
-    wanted = pc.is_in(exts, value_set=pa.array(sorted(query.wanted_extensions()), pa.string()))
-    return pa.table({"day": pc.filter(pc.filter(days, in_range), wanted), "ext": pc.filter(exts, wanted),
-                     "path": pc.filter(paths, wanted), "bytes": pc.filter(kept.column("bytes"), wanted),
-                     "bytes_missing": pc.filter(kept.column("bytes_missing"), wanted)})
+    match = pc.is_in(exts, value_set=pa.array(sorted(wanted), pa.string()))
+    return pa.table({"day": pc.filter(kept.column("local_day"), match), "ext": pc.filter(exts, match),
+                     "path": pc.filter(paths, match), "bytes": pc.filter(kept.column("bytes"), match),
+                     "bytes_missing": pc.filter(kept.column("bytes_missing"), match)})
 
 
 def summarise_selection(selected: pa.Table) -> BytesSummary:
@@ -214,9 +244,7 @@ def summarise_selection(selected: pa.Table) -> BytesSummary:
             for k, b, c in zip(*(grouped.column(n).to_pylist() for n in (key, "bytes_sum", "bytes_count"))):
                 target[k][0] += b
                 target[k][1] += c
-        grouped = part.group_by("path").aggregate([("bytes", "sum")])
-        for path, b in zip(grouped.column("path").to_pylist(), grouped.column("bytes_sum").to_pylist()):
-            summary.by_url[path.decode("utf-8", "backslashreplace")] += b
+        summary.url_tables.append(part.group_by("path").aggregate([("bytes", "sum")]).rename_columns(["path", "bytes"]))
     return summary
 
 

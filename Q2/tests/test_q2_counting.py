@@ -103,7 +103,8 @@ def test_block_of_only_dash_sizes_keeps_integer_sums(tmp_path):
 def test_sums_beyond_int64_are_exact(tmp_path):
     big = 999_999_999_999_999_999   # the largest size accepted (18 digits)
     text = CF_HEADER + cf("2017-08-24", "01:00:00", big, "/a.jpg") * 20
-    assert scan(tmp_path, text).total_bytes == 20 * big
+    summary = scan(tmp_path, text)
+    assert summary.total_bytes == 20 * big and summary.top_urls() == [("/a.jpg", 20 * big)]
 
 
 def test_malformed_lines_are_counted_and_located_never_fatal(tmp_path):
@@ -131,7 +132,7 @@ def test_crlf_bom_and_non_utf8_bytes(tmp_path):
     text += cf("2017-08-24", "01:00:00", 7, "/X").encode().replace(b"/X", b"/\xa4\xa4\xbbD.jpg")   # Big5 name
     summary = scan(tmp_path, text)
     assert (summary.total_bytes, summary.requests, summary.malformed_lines) == (12, 2, 0)
-    assert "/\\xa4\\xa4\\xbbD.jpg" in summary.by_url
+    assert ("/\\xa4\\xa4\\xbbD.jpg", 7) in summary.top_urls()
 
 
 def test_short_cloudfront_lines_are_used_when_needed_fields_exist(tmp_path):
