@@ -338,6 +338,7 @@ def predict_tags(model: Pipeline, texts, threshold: float = 0.6) -> pd.DataFrame
 
 
 def library_versions() -> dict:
+    """Versions of the libraries a pickled model depends on, plus Python's: {name: version string}."""
     versions = {name: module.__version__ for name, module in VERSIONED_LIBRARIES.items()}
     versions["python"] = platform.python_version()
     return versions

@@ -101,6 +101,7 @@ def run_train(args) -> int:
         raise UsageError(f"--folds {args.folds}: at least 2 folds are needed")
     out_path = _check_writable(args.out, args.overwrite)
     model_path = _check_writable(args.model_out, args.overwrite)
+    png_path = _check_writable(args.report_dir / "confusion_matrix.png", args.overwrite)
     train = load_articles(train_path, args.encoding)
     _report_left_out(train, train_path)
     test = load_articles(test_path, args.encoding, require_tag=False) if test_path else None
@@ -113,8 +114,7 @@ def run_train(args) -> int:
     result = train_tagger(tokens, train.tags, train.ids, train.texts, quick=args.quick, n_folds=args.folds,
                           n_jobs=args.jobs, tokenizer=tokenizer, log=lambda m: print(m, file=sys.stderr))
     report = result.report
-    png_path = plot_confusion_matrix(report.confusion, _check_writable(args.report_dir / "confusion_matrix.png",
-                                                                       args.overwrite))
+    plot_confusion_matrix(report.confusion, png_path)
     if test is not None:
         predictions = predict_tags(result.model, test.texts, args.threshold)
         predictions.insert(0, "id", test.ids)

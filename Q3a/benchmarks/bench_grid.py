@@ -1,0 +1,124 @@
+"""Benchmark: the full grid search, segment-once (ours) vs. the original arrangement (tokenizer inside
+CountVectorizer, so every candidate and fold re-segments its documents), same folds, same grid, one run.
+
+    .venv/bin/python Q3a/benchmarks/bench_grid.py [--articles ../shared/data/hk01/articles.csv] [--jobs 2]
+                                                  [--every K]
+
+``--every K`` keeps every K-th candidate of the grid for both arrangements (documented subset when the original
+cannot finish in time). Prints wall time, best parameters and best score side by side, the speed-up, the peak
+resident memory of the process tree and the load average; also writes Q3a/out/bench_grid.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from sklearn.model_selection import GridSearchCV, ParameterGrid
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from article_data import load_articles  # noqa: E402
+from cantonese_tokenizer import CantoneseTokenizer, segment_once  # noqa: E402
+from tagger_model import (  # noqa: E402
+    FOREST_PARAM_GRID, SCORING, best_scores, build_forest_pipeline, build_original_pipeline, make_folds,
+)
+
+DEFAULT_ARTICLES = HERE.parents[2] / "shared" / "data" / "hk01" / "articles.csv"
+
+
+class PeakMemory:
+    """Samples the resident memory of this process and its children (grid-search workers) every 0.2 s."""
+
+    def __init__(self):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def candidate_grid(every: int) -> list[dict]:
+    """The forest grid as a list of single-candidate grids, keeping every ``every``-th candidate."""
+    return [{k: [v] for k, v in params.items()} for params in list(ParameterGrid(FOREST_PARAM_GRID))[::every]]
+
+
+def timed_search(pipeline, X, y, grid, cv, jobs) -> tuple[GridSearchCV, float]:
+    start = time.perf_counter()
+    search = GridSearchCV(pipeline, grid, scoring=SCORING, refit="accuracy", cv=cv, n_jobs=jobs,
+                          verbose=1).fit(X, y)
+    return search, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=Path, default=DEFAULT_ARTICLES)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--every", type=int, default=1, help="keep every K-th grid candidate (default: all)")
+    args = parser.parse_args()
+
+    articles = load_articles(args.articles)
+    cv, _ = make_folds(articles.tags)
+    grid = candidate_grid(args.every)
+    n_fits = len(grid) * cv.get_n_splits()
+    print(f"{len(articles.ids)} articles, {len(grid)} of {len(ParameterGrid(FOREST_PARAM_GRID))} candidates x "
+          f"{cv.get_n_splits()} folds = {n_fits} fits per arrangement, n_jobs={args.jobs}, "
+          f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    # Start the worker pool before timing so neither arrangement pays for it.
+    timed_search(build_forest_pipeline(), [("a",), ("b",)] * 5, ["x", "y"] * 5, {"forest__n_estimators": [2]},
+                 2, args.jobs)
+
+    rows = {}
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        tokens = segment_once(articles.texts, CantoneseTokenizer())
+        segmenting = time.perf_counter() - start
+        search, tuning = timed_search(build_forest_pipeline(), tokens, articles.tags, grid, cv, args.jobs)
+        rows["segment once (ours)"] = {"seconds": segmenting + tuning, "segment_seconds": segmenting,
+                                       **best_scores(search)}
+        print(f"ours done in {segmenting + tuning:.1f} s, load {os.getloadavg()[0]:.1f}", flush=True)
+        search, tuning = timed_search(build_original_pipeline(), articles.texts, articles.tags, grid, cv, args.jobs)
+        rows["tokenizer in CountVectorizer (original)"] = {"seconds": tuning, **best_scores(search)}
+    ours, original = rows.values()
+    speedup = original["seconds"] / ours["seconds"]
+    print(f"\n{'arrangement':<42}{'wall s':>9}  {'best accuracy':>13}  best parameters")
+    for name, row in rows.items():
+        print(f"{name:<42}{row['seconds']:>9.1f}  {row['cv_accuracy_mean']:>13.4f}  {row['best_params']}")
+    print(f"\nspeed-up {speedup:.1f}x; best-score difference "
+          f"{100 * (ours['cv_accuracy_mean'] - original['cv_accuracy_mean']):+.2f} points; "
+          f"peak RSS (process + workers) {memory.peak / 2**20:.0f} MiB; load average at end {os.getloadavg()[0]:.1f}")
+    out = HERE.parent / "out" / "bench_grid.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"candidates": len(grid), "folds": cv.get_n_splits(), "jobs": args.jobs,
+                               "speedup": speedup, "peak_rss_mib": memory.peak / 2**20, "arrangements": rows},
+                              ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
