@@ -138,7 +138,11 @@ class BytesSummary:
 
         Paths are shown as UTF-8 with other bytes escaped (\\xNN).
         """
-        table = self._bytes_by_url().sort_by([("bytes", "descending"), ("path", "ascending")]).slice(0, n)
+        table = self._bytes_by_url()
+        # Paths are grouped undecoded while scanning; '/a%20b.jpg' and '/a b.jpg' merge here, once.
+        table = table.set_column(0, "path", percent_decode(table.column("path").combine_chunks()))
+        table = table.group_by("path").aggregate([("bytes", "sum")]).rename_columns(["path", "bytes"])
+        table = table.sort_by([("bytes", "descending"), ("path", "ascending")]).slice(0, n)
         return [(p.decode("utf-8", "backslashreplace"), int(b))
                 for p, b in zip(table.column("path").to_pylist(), table.column("bytes").to_pylist())]
 
@@ -167,23 +171,31 @@ def human_bytes(n: int) -> str:
 # ---------------------------------------------------------------- selecting matching requests (vectorised)
 
 def url_paths(targets: pa.Array) -> pa.Array:
-    """URL paths of logged targets (binary): scheme and host, query and fragment removed, percent-decoded once.
+    """URL paths of logged targets (binary): scheme and host, query string and fragment removed; not decoded.
 
     Regexes on pyarrow binary arrays work byte by byte, so non-UTF-8 bytes (Big5 paths) pass through unchanged.
     """
     paths = pc.replace_substring_regex(targets, r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*", b"")
-    paths = pc.replace_substring_regex(paths, r"[?#][\x00-\xff]*$", b"")
-    encoded = pc.match_substring(paths, "%")
-    if pc.any(encoded).as_py():
-        # Logs repeat URLs, so decode each distinct encoded path once.
-        distinct = pc.dictionary_encode(pc.filter(paths, encoded))
-        decoded = pa.array([unquote_to_bytes(p) for p in distinct.dictionary.to_pylist()], pa.binary())
-        paths = pc.replace_with_mask(paths, encoded, decoded.take(distinct.indices))
-    return paths
+    return pc.replace_substring_regex(paths, r"[?#][\x00-\xff]*$", b"")
+
+
+def percent_decode(paths: pa.Array, where: Optional[pa.Array] = None) -> pa.Array:
+    """``paths`` with %XX sequences decoded once (urllib's unquote_to_bytes) in the rows where ``where`` is True
+    (default: rows containing '%'). Logs repeat URLs, so each distinct value is decoded once."""
+    where = pc.match_substring(paths, "%") if where is None else where
+    if not pc.any(where).as_py():
+        return paths
+    distinct = pc.dictionary_encode(pc.filter(paths, where))
+    decoded = pa.array([unquote_to_bytes(p) for p in distinct.dictionary.to_pylist()], pa.binary())
+    return pc.replace_with_mask(paths, where, decoded.take(distinct.indices))
 
 
 def url_extensions(paths: pa.Array) -> pa.Array:
-    """Lower-case extension of each URL path (string array; '' when the last segment has none)."""
+    """Lower-case extension of each (undecoded) URL path, after percent-decoding; '' when there is none.
+
+    Decoding cannot change a last segment without '%', so only paths whose last segment has one are decoded.
+    """
+    paths = percent_decode(paths, pc.match_substring_regex(paths, r"%[^/]*$"))
     found = pc.struct_field(pc.extract_regex(paths, r"\.(?P<ext>[A-Za-z0-9_+\-]{1,32})$"), [0])
     return pc.utf8_lower(pc.fill_null(found, b"").cast(pa.string()))
 
@@ -209,7 +221,7 @@ def _may_match(targets: pa.Array, wanted: frozenset) -> pa.Array:
 
 
 def select_requests(records: pa.Table, query: BytesQuery) -> pa.Table:
-    """The records that match ``query``, as a table of (day, ext, path, bytes, bytes_missing).
+    """The records that match ``query``, as a table of (day, ext, path, bytes, bytes_missing); path undecoded.
 
     records: table with log_formats.RECORD_SCHEMA. Day filtering comes first so URL work is done on fewer rows.
     """
