@@ -145,8 +145,9 @@ def seed_events(conn, table: str, frames: Iterable[pd.DataFrame], stamp: dict, r
                 return SeedReport("filled existing empty table", rows, seconds)
             if exists:
                 cur.execute(sql.SQL("DROP TABLE {}").format(ident))
-            cur.execute(sql.SQL("CREATE TABLE {} (time timestamp NOT NULL, uid text NOT NULL, "
-                                "event_name text NOT NULL)").format(ident))
+            # Byte-order ("C") collation: ids have no linguistic order, and it lets index builds sort 2-3x faster.
+            cur.execute(sql.SQL('CREATE TABLE {} (time timestamp NOT NULL, uid text COLLATE "C" NOT NULL, '
+                                'event_name text COLLATE "C" NOT NULL)').format(ident))
             started = time.perf_counter()
             rows = copy_events(cur, table, frames, total)
             seconds["copy"] = time.perf_counter() - started
