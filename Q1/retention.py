@@ -203,8 +203,8 @@ def cohort_retention_sql(query: RetentionQuery, has_tz: bool = False, list_users
     Notes
     -----
     Every predicate on ``time`` compares the raw column with a constant, so ``(event_name, time)`` and
-    ``(uid, time)`` indexes apply; the cohort is found by an index range scan on the install day, and each
-    cohort user costs two index probes (an earlier install? a return in the window?).
+    ``(uid, time)`` indexes apply: index range scans find the install day's installs and any earlier installs
+    (anti-join), then each cohort user costs one index probe that stops at the first event in the window.
     """
     day = dt.timedelta(days=1)
     params = {
@@ -216,11 +216,9 @@ def cohort_retention_sql(query: RetentionQuery, has_tz: bool = False, list_users
         "window_after_last_day": (query.window_end + day).isoformat(),
     }
     table = table_identifier(query.table)
-    users = sql.SQL(
-        """,
-       (SELECT array_agg(uid ORDER BY uid) FROM cohort) AS cohort_uids,
-       (SELECT array_agg(uid ORDER BY uid) FROM retained) AS retained_uids"""
-    )
+    users = sql.SQL(""",
+       array_agg(uid ORDER BY uid) AS cohort_uids,
+       array_agg(uid ORDER BY uid) FILTER (WHERE retained) AS retained_uids""")
     statement = sql.SQL(
         """WITH cohort AS (
     -- users whose FIRST install falls on the cohort day
@@ -234,19 +232,20 @@ def cohort_retention_sql(query: RetentionQuery, has_tz: bool = False, list_users
           WHERE earlier.uid = i.uid AND earlier.event_name = %(cohort_event)s
             AND earlier.time < {cohort_start})
     GROUP BY i.uid
+    ORDER BY i.uid  -- probe the (uid, time) index in key order: neighbouring probes share pages
 ),
-retained AS (
-    -- any event in the window [first day 00:00, day after last 00:00), never before the install
-    SELECT c.uid
-    FROM cohort AS c
-    WHERE EXISTS (
+member AS (
+    -- retained: any event in [first window day 00:00, day after the last 00:00), never before the install
+    SELECT c.uid, EXISTS (
         SELECT 1 FROM {table} AS e
         WHERE e.uid = c.uid
           AND e.time >= {window_start} AND e.time < {window_end}
-          AND e.time >= c.installed_at)
+          AND e.time >= c.installed_at) AS retained
+    FROM cohort AS c
 )
-SELECT (SELECT count(*) FROM cohort) AS cohort_size,
-       (SELECT count(*) FROM retained) AS retained_users{users}"""
+SELECT count(*) AS cohort_size,
+       count(*) FILTER (WHERE retained) AS retained_users{users}
+FROM member"""
     ).format(
         table=table,
         cohort_start=_day_start("cohort_day", has_tz),
