@@ -33,7 +33,6 @@ import csv
 import fcntl
 import io
 import json
-import math
 import os
 import re
 import sys
@@ -266,12 +265,20 @@ class RecStore:
     url: str
     _begin = "BEGIN"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, create: bool = True):
         self.url = url
         self._local = threading.local()
-        with self._transaction(self._connect()) as cur:
-            for statement in _SCHEMA:
-                cur.execute(statement)
+        if create:
+            conn = self._connect()
+            with self._transaction(conn) as cur:
+                for statement in _SCHEMA:
+                    cur.execute(statement)
+            conn.close()
+        else:  # readers (the API) never take a write lock; they only check that this is a store
+            try:
+                self._read_one("SELECT COUNT(*) FROM rec_current", ())
+            except Exception as err:  # sqlite3 / psycopg2 errors share no base class
+                raise ValueError(f"{url} is not a recommendation store (no rec_current table): {err}") from None
 
     # --- backend hooks -----------------------------------------------------------------------------------------
     def _connect(self):
@@ -442,8 +449,9 @@ class RecStore:
         """Close this thread's reader connection (others close when their thread or process ends)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local = threading.local()
+            with contextlib.suppress(Exception):  # a connection the server already dropped
+                conn.close()
+        self._local.conn = self._local.pid = None
 
     def _point_to(self, cur, version: int) -> None:
         cur.execute(self._sql("INSERT INTO rec_current (id, version) VALUES (1, ?)"
@@ -472,9 +480,9 @@ class SQLiteStore(RecStore):
 
     _begin = "BEGIN IMMEDIATE"
 
-    def __init__(self, url: str, path: Path):
+    def __init__(self, url: str, path: Path, create: bool = True):
         self.path = path
-        super().__init__(url)
+        super().__init__(url, create)
 
     def _connect(self):
         import sqlite3
@@ -526,7 +534,7 @@ class PostgresStore(RecStore):
         try:
             return super()._read_one(query, params)
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            self._local.pid = None  # the server restarted or dropped us: reconnect once
+            self.close()  # the server restarted or dropped us: reconnect once
             return super()._read_one(query, params)
 
     def _bulk_insert(self, cur, table, columns, rows):
@@ -557,13 +565,15 @@ def open_store(url: str, *, create: bool = True) -> RecStore:
 
     ``sqlite:///relative.db`` / ``sqlite:////absolute.db`` open an SQLite file (its folder is created when
     ``create``); ``postgresql://...`` or ``postgres://...`` connect with psycopg2 (the tables are created if absent).
-    Raises ValueError for any other scheme or an in-memory SQLite database, FileNotFoundError when ``create`` is
-    False and the SQLite file does not exist, and psycopg2.OperationalError when PostgreSQL cannot be reached.
+    Without ``create`` nothing is written (what the API wants): the store must already exist.  Raises ValueError
+    for any other scheme, an in-memory SQLite database, or (without ``create``) a database without the store's
+    tables; FileNotFoundError when ``create`` is False and the SQLite file does not exist; and
+    psycopg2.OperationalError when PostgreSQL cannot be reached.
     """
     if not isinstance(url, str):
         raise ValueError(f"store URL must be a string, got {type(url).__name__}")
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        return PostgresStore(url, create)
     match = re.fullmatch(r"sqlite:///(.+)", url)
     if match is None:
         raise ValueError(f"unsupported store URL {url!r}; use sqlite:///path/to/recs.db or postgresql://user@host/db")
@@ -575,7 +585,7 @@ def open_store(url: str, *, create: bool = True) -> RecStore:
                                 " (python Q3b/recommender.py batch --store URL)")
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteStore(url, path)
+    return SQLiteStore(url, path, create)
 
 
 def synthetic_batch(n_users: int, n_per_user: int = 20, *, n_artists: int = 10_007,

@@ -9,7 +9,9 @@ recommender's own output, so the benchmark measures serving alone.  Phases, side
 
   idle    wrk paced at --rate requests/s for --duration s, nothing else writing
   switch  the same load while the benchmark process writes new versions (each ~760 MB in SQLite) and switches
-          readers to them; the figure to compare with the target (p99 < 20 ms at 500 requests/s, zero errors)
+          readers to them, for at least --duration s and at least 1.2 x the first write's time + 20 s, so that
+          one whole write, its switch and pruning fall inside; the figure to compare with the target
+          (p99 < 20 ms at 500 requests/s, zero errors)
   max     wrk unpaced for --max-duration s: the throughput ceiling on this machine
 
 Request mix: 90% known users, 5% unknown (global cold start), 5% unknown with ?country=; n from 1 to 20.  Pacing
@@ -138,6 +140,19 @@ def run_wrk(url: str, paths_file: Path, script: Path, duration: int, connections
     return result
 
 
+def check_content(url: str, recommendations, version: int, rng: np.random.Generator, n_users: int = 200) -> str:
+    """After the switch: ask the API for random known users and compare with the batch just written."""
+    users = recommendations["user"].unique()[rng.integers(0, recommendations["user"].nunique(), n_users)]
+    expected = recommendations[recommendations["user"].isin(set(users))].sort_values(["user", "rank"])
+    by_user = {u: g["artist_name"].tolist() for u, g in expected.groupby("user")}
+    matches = 0
+    for user in users:
+        with urllib.request.urlopen(f"{url}/users/{user}/recommendations?n=100", timeout=10) as response:
+            body = json.load(response)
+        matches += body["version"] == version and [a["name"] for a in body["artists"]] == by_user[user]
+    return f"content check after the switch: {matches}/{n_users} users match version {version} exactly"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=FULL_USERS, help="users in the store (default: full 360K)")
@@ -190,24 +205,22 @@ def main() -> int:
         print(f"phase idle: {args.duration} s at ~{args.rate:.0f}/s", flush=True)
         results["idle"] = run_wrk(url, paths_file, script, args.duration, args.connections, delay_ms, rss)
 
-        stop = threading.Event()
-
         def writer():
-            i = 1
-            while not stop.is_set():
-                start = time.perf_counter()
-                version = store.write_version(*batches[i % 2])
-                writes.append({"version": version, "seconds": round(time.perf_counter() - start, 1),
-                               "finished_at_s": round(time.perf_counter() - phase_start, 1)})
-                i += 1
+            start = time.perf_counter()
+            version = store.write_version(*batches[1])
+            writes.append({"version": version, "seconds": round(time.perf_counter() - start, 1),
+                           "switched_at_s": round(time.perf_counter() - phase_start, 1)})
 
-        print(f"phase switch: {args.duration} s at ~{args.rate:.0f}/s while versions are written", flush=True)
+        # long enough to cover one whole write plus its switch and pruning, judged by the first write's time
+        switch_s = max(args.duration, int(first_write_s * 1.2) + 20)
+        print(f"phase switch: {switch_s} s at ~{args.rate:.0f}/s while versions are written", flush=True)
         phase_start = time.perf_counter()
         thread = threading.Thread(target=writer)
         thread.start()
-        results["switch"] = run_wrk(url, paths_file, script, args.duration, args.connections, delay_ms, rss)
-        stop.set()
+        results["switch"] = run_wrk(url, paths_file, script, switch_s, args.connections, delay_ms, rss)
         thread.join()
+        content_check = check_content(url, batches[1][0], store.info()["version"], np.random.default_rng(1))
+        print(content_check, flush=True)
         print(f"phase max: {args.max_duration} s unpaced", flush=True)
         results["max"] = run_wrk(url, paths_file, script, args.max_duration, args.connections * 2, 0, rss)
     finally:
@@ -220,6 +233,7 @@ def main() -> int:
         "gunicorn": f"{args.workers} x {args.worker_class}" + (f" x {args.threads} threads"
                                                                if args.worker_class == "gthread" else ""),
         "store": store_url.split(":", 1)[0], "first_write_s": round(first_write_s, 1), "writes_during_switch": writes,
+        "switch_phase_s": switch_s, "content_check": content_check,
         "phases": results,
         "p99_ratio_switch_over_idle": round(results["switch"]["p99_ms"] / results["idle"]["p99_ms"], 2),
         "peak_rss_gunicorn_mb": round(rss.peak / 1e6), "peak_rss_benchmark_mb":

