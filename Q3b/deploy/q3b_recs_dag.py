@@ -23,7 +23,8 @@ with DAG(
 ) as dag:
     batch = BashOperator(
         task_id="batch",
-        bash_command=f'cd {REPO} && .venv/bin/python Q3b/recommender.py batch --store "$RECS_STORE"',
+        bash_command=f'cd {REPO} && .venv/bin/python Q3b/recommender.py batch --data-dir /srv/lastfm-360k'
+                     ' --force --store "$RECS_STORE"',
         execution_timeout=timedelta(hours=2),
     )
     check = BashOperator(
