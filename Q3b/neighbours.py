@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 from lastfm_data import align_users
 
 SOURCES = ("neighbours", "country", "global")
-DEFAULT_PROFILE_WEIGHT = 0.1
-DEFAULT_NEIGHBOURS = 30
+DEFAULT_PROFILE_WEIGHT = 0.03
+DEFAULT_NEIGHBOURS = 50
 EXACT_MAX_USERS = 60_000
 FALLBACK_SIZE = 100
 
@@ -106,22 +106,41 @@ def build_features(data: UserArtistData, profile_weight: float = DEFAULT_PROFILE
                      format="csr", dtype=np.float32)
 
 
-def top_n_per_row(matrix: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
+def top_n_per_row(matrix: sp.csr_matrix, n: int, max_cells: int = 20_000_000) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of the ``n`` largest stored entries of each row of a CSR matrix.
 
-    Returns ``(indices, values)`` of shape (n_rows, n); -1 / 0 pad rows with fewer entries; ties go to the lower
-    column index, so the result is deterministic.
+    Returns ``(indices, values)`` of shape (n_rows, n), sorted by value (ties by column), -1 / 0 padded where a
+    row has fewer entries; a tie at the cut-off keeps an arbitrary (but deterministic) one of the tied columns.
+    Rows are copied into a padded dense block of at most ``max_cells`` cells and cut with ``argpartition``,
+    which is far faster than sorting all entries (hundreds of millions at full scale).
     """
     matrix = matrix.tocsr()
+    n_rows = matrix.shape[0]
+    indices = np.full((n_rows, n), -1, np.int32)
+    values = np.zeros((n_rows, n), np.float32)
     counts = np.diff(matrix.indptr)
-    rows = np.repeat(np.arange(matrix.shape[0]), counts)
-    order = np.lexsort((matrix.indices, -matrix.data, rows))
-    rank = np.arange(len(order)) - matrix.indptr[rows]
-    keep = rank < n
-    indices = np.full((matrix.shape[0], n), -1, np.int32)
-    values = np.zeros((matrix.shape[0], n), np.float32)
-    indices[rows[keep], rank[keep]] = matrix.indices[order[keep]]
-    values[rows[keep], rank[keep]] = matrix.data[order[keep]]
+    if n_rows == 0 or n == 0 or counts.max(initial=0) == 0:
+        return indices, values
+    width = int(counts.max())
+    step = max(1, max_cells // width)
+    for start in range(0, n_rows, step):
+        stop = min(n_rows, start + step)
+        lo, hi = matrix.indptr[start], matrix.indptr[stop]
+        rows = np.repeat(np.arange(stop - start), counts[start:stop])
+        position = np.arange(lo, hi) - matrix.indptr[start:stop][rows]
+        block = np.full((stop - start, width), -np.inf, np.float32)
+        cols = np.full((stop - start, width), -1, np.int32)
+        block[rows, position] = matrix.data[lo:hi]
+        cols[rows, position] = matrix.indices[lo:hi]
+        if width > n:
+            keep = np.argpartition(block, width - n, axis=1)[:, width - n:]
+            block, cols = np.take_along_axis(block, keep, 1), np.take_along_axis(cols, keep, 1)
+        order = np.lexsort((cols, -block), axis=1)[:, :n]
+        block, cols = np.take_along_axis(block, order, 1), np.take_along_axis(cols, order, 1)
+        found = np.isfinite(block)
+        m = block.shape[1]
+        indices[start:stop, :m] = np.where(found, cols, -1)
+        values[start:stop, :m] = np.where(found, block, 0)
     return indices, values
 
 

@@ -1,0 +1,239 @@
+"""Command line for Q3b: user-user nearest-neighbour artist recommendations on Last.fm 360K.
+
+    python Q3b/recommender.py generate --users 359347 --out-dir Q3b/data/full
+    python Q3b/recommender.py batch [--plays F --profiles F] [--out recs.parquet] [--store URL]
+    python Q3b/recommender.py evaluate [--data-dir DIR] [--max-users 5000]
+    python Q3b/recommender.py demo
+
+Only argument parsing, printing and exit codes live here; the work is in lastfm_data, neighbours, rec_evaluation.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import lastfm_data  # noqa: E402
+import neighbours  # noqa: E402
+
+DATA_DIR = HERE / "data"
+OUT_DIR = HERE / "out"
+DEMO_DIR = DATA_DIR / "demo"
+DEMO_USERS = 3000
+REFERENCE_PROFILES = HERE.parent.parent / "shared" / "data" / "lastfm" / "profile_sample.tsv"
+
+
+class UserError(Exception):
+    """A mistake in the command line or the input files: printed as one line, exit code 2."""
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def _input_paths(args) -> tuple[Path, Path]:
+    folder = Path(args.data_dir)
+    plays = Path(args.plays) if args.plays else folder / lastfm_data.PLAYS_FILE
+    profiles = Path(args.profiles) if args.profiles else folder / lastfm_data.PROFILES_FILE
+    for path in (plays, profiles):
+        if not path.is_file():
+            raise UserError(f"{path}: no such file; pass --plays/--profiles or create it with "
+                            f"'python Q3b/recommender.py generate --out-dir {folder}'")
+    return plays, profiles
+
+
+def load_inputs(plays_path, profiles_path, verbose: bool = True):
+    """Both files through the accounting loaders; reports printed; ValueError becomes a UserError."""
+    try:
+        plays, plays_report = lastfm_data.load_plays(plays_path)
+        profiles, profiles_report = lastfm_data.load_profiles(profiles_path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if verbose:
+        print(plays_report.summary())
+        print(profiles_report.summary())
+    return plays, profiles
+
+
+def _write_table(frame, path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise UserError(f"{path}: exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif path.suffix in (".tsv", ".txt"):
+        frame.to_csv(path, sep="\t", index=False)
+    else:
+        raise UserError(f"{path}: unknown output type; use a .parquet or .tsv name")
+
+
+def _recommend_options(args) -> dict:
+    return {"profile_weight": args.profile_weight, "k": args.neighbours, "method": args.method}
+
+
+def cmd_generate(args) -> int:
+    out = Path(args.out_dir)
+    targets = [out / lastfm_data.PLAYS_FILE, out / lastfm_data.PROFILES_FILE]
+    if any(p.exists() for p in targets) and not args.force:
+        raise UserError(f"{out}: already holds Last.fm files; pass --force to overwrite them")
+    if args.users < 1:
+        raise UserError(f"--users must be at least 1, got {args.users}")
+    start = time.perf_counter()
+    counts = lastfm_data.generate_lastfm(out, args.users, random_state=args.seed,
+                                         reference=lastfm_data.profile_reference(args.reference))
+    print(f"wrote {counts['users']:,} users, {counts['plays_rows']:,} play rows, {counts['artists']:,} artists "
+          f"to {out} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_batch(args) -> int:
+    out = Path(args.out)
+    fallback_out = out.with_name(f"{out.stem}_fallbacks{out.suffix}")
+    for path in (out, fallback_out):
+        if path.exists() and not args.force:
+            raise UserError(f"{path}: exists; pass --force to overwrite it")
+    store = None
+    if args.store:
+        try:
+            import rec_store
+        except ImportError:
+            raise UserError("--store needs Q3b/rec_store.py, which is not available in this checkout") from None
+        store = rec_store.open_store(args.store)
+    start = time.perf_counter()
+    plays, profiles = load_inputs(*_input_paths(args))
+    loaded = time.perf_counter()
+    recommendations, fallbacks = neighbours.build_batch(plays, profiles, args.n, progress=_progress(),
+                                                        **_recommend_options(args))
+    done = time.perf_counter()
+    _write_table(recommendations, out, args.force)
+    _write_table(fallbacks, fallback_out, args.force)
+    users = recommendations["user"].nunique()
+    print(f"{users:,} users, {len(recommendations):,} recommendations "
+          f"(load {loaded - start:.1f} s, recommend {done - loaded:.1f} s) -> {out}, {fallback_out}")
+    print("rows by source: " + ", ".join(f"{k} {v:,}" for k, v in recommendations["source"].value_counts().items()))
+    if store is not None:
+        version = store.write_version(recommendations, fallbacks)
+        print(f"stored as version {version} in {args.store}")
+    return 0
+
+
+def run_evaluation(data_dir_plays, data_dir_profiles, args, verbose: bool = True):
+    """Load, evaluate, write CSV + PNG into args.out_dir; returns the table."""
+    import rec_evaluation
+
+    plays, profiles = load_inputs(data_dir_plays, data_dir_profiles, verbose)
+    data = neighbours.build_user_artist_data(plays, profiles)
+    table = rec_evaluation.evaluate(data, max_users=args.max_users or None, profile_weights=args.weights,
+                                    n_neighbours=args.neighbours, baselines=not args.no_baselines,
+                                    progress=_progress())
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "evaluation.csv", index=False)
+    rec_evaluation.plot_evaluation(table, out_dir / "evaluation.png")
+    return table
+
+
+def _print_table(table) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(table.round(4).to_string(index=False))
+    print(f"({table.attrs.get('users_evaluated')} users evaluated, 20% of each user's artists hidden)")
+
+
+def cmd_evaluate(args) -> int:
+    table = run_evaluation(*_input_paths(args), args)
+    _print_table(table)
+    print(f"wrote {Path(args.out_dir) / 'evaluation.csv'} and evaluation.png")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    plays_path, profiles_path = DEMO_DIR / lastfm_data.PLAYS_FILE, DEMO_DIR / lastfm_data.PROFILES_FILE
+    if not (plays_path.exists() and profiles_path.exists()):
+        reference = REFERENCE_PROFILES if REFERENCE_PROFILES.exists() else None
+        lastfm_data.generate_lastfm(DEMO_DIR, DEMO_USERS, reference=lastfm_data.profile_reference(reference))
+        shaped = f"profiles shaped by {REFERENCE_PROFILES}" if reference else "built-in profile distributions"
+        print(f"generated {DEMO_USERS:,} demo users into {DEMO_DIR} ({shaped})")
+    plays, profiles = load_inputs(plays_path, profiles_path)
+    start = time.perf_counter()
+    recommendations, _ = neighbours.build_batch(plays, profiles, 20)
+    print(f"recommended 20 artists to each of {recommendations['user'].nunique():,} users in "
+          f"{time.perf_counter() - start:.1f} s; rows by source: "
+          + ", ".join(f"{k} {v:,}" for k, v in recommendations["source"].value_counts().items()))
+    for user in recommendations["user"].drop_duplicates().head(3):
+        top = recommendations[recommendations["user"] == user].head(5)
+        print(f"  {user[:10]}...: " + "; ".join(f"{r.artist_name} ({r.source})" for r in top.itertuples()))
+    args.max_users, args.no_baselines = 1000, False
+    args.out_dir, args.neighbours = str(OUT_DIR / "demo"), neighbours.DEFAULT_NEIGHBOURS
+    args.weights = (0.0, neighbours.DEFAULT_PROFILE_WEIGHT, 1.0)
+    _print_table(run_evaluation(plays_path, profiles_path, args, verbose=False))
+    return 0
+
+
+def _weights(text: str):
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recommender.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write look-alike Last.fm 360K files")
+    gen.add_argument("--users", type=int, default=DEMO_USERS, help="number of users (full size: 359347)")
+    gen.add_argument("--out-dir", default=str(DATA_DIR / "generated"))
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--reference", default=str(REFERENCE_PROFILES),
+                     help="real profile file whose gender/age/country/signup distributions to copy")
+    gen.add_argument("--force", action="store_true", help="overwrite existing files")
+    gen.set_defaults(func=cmd_generate)
+
+    def inputs(p):
+        p.add_argument("--data-dir", default=str(DATA_DIR / "generated"), help="folder with both Last.fm files")
+        p.add_argument("--plays", help=f"plays file (default: DATA_DIR/{lastfm_data.PLAYS_FILE})")
+        p.add_argument("--profiles", help=f"profile file (default: DATA_DIR/{lastfm_data.PROFILES_FILE})")
+        p.add_argument("--neighbours", type=int, default=neighbours.DEFAULT_NEIGHBOURS, help="k nearest users")
+
+    batch = sub.add_parser("batch", help="top-n artists for every user, written as Parquet or TSV")
+    inputs(batch)
+    batch.add_argument("-n", type=int, default=20, help="artists per user")
+    batch.add_argument("--out", default=str(OUT_DIR / "recommendations.parquet"),
+                       help="output (.parquet or .tsv); fallbacks go to <name>_fallbacks.<ext>")
+    batch.add_argument("--store", help="also write a version into this rec_store URL")
+    batch.add_argument("--profile-weight", type=float, default=neighbours.DEFAULT_PROFILE_WEIGHT)
+    batch.add_argument("--method", choices=("auto", "exact", "ann"), default="auto")
+    batch.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    batch.set_defaults(func=cmd_batch)
+
+    ev = sub.add_parser("evaluate", help="holdout metrics vs. baselines; table, CSV and PNG")
+    inputs(ev)
+    ev.add_argument("--max-users", type=int, default=5000, help="evaluate a fixed sample of users (0: all)")
+    ev.add_argument("--weights", type=_weights, default=(0.0, 0.01, 0.03, 0.1, 0.3, 1.0),
+                    help="profile weights to compare, comma-separated")
+    ev.add_argument("--no-baselines", action="store_true")
+    ev.add_argument("--out-dir", default=str(OUT_DIR))
+    ev.set_defaults(func=cmd_evaluate)
+
+    demo = sub.add_parser("demo", help="small generated data set: recommendations and evaluation (< 1 min)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, FileNotFoundError) as exc:
+        print(f"recommender.py {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
