@@ -151,6 +151,13 @@ def _strip_eol(line: bytes) -> bytes:
     return line.rstrip(b"\r\n")
 
 
+def _blank_or_comment(text: bytes) -> Optional[str]:
+    """BLANK for whitespace-only text, COMMENT for text starting with '#', else None."""
+    if not text.strip():
+        return BLANK
+    return COMMENT if text.startswith(b"#") else None
+
+
 # ---------------------------------------------------------------- shared vector checks (pyarrow side)
 
 def _valid_day_vec(day: pa.Array) -> pa.Array:
@@ -170,7 +177,7 @@ def _records_table(day, time, offset, size, target, keep: pa.Array) -> pa.Table:
     """Build the RECORD_SCHEMA table from binary columns, keeping rows where ``keep`` is True (already validated)."""
     day, time, size, target = (pc.filter(c, keep) for c in (day, time, size, target))
     offset = pc.filter(offset, keep) if isinstance(offset, (pa.Array, pa.ChunkedArray)) else \
-        pa.array([offset] * len(day), pa.string())
+        pa.repeat(pa.scalar(offset, pa.string()), len(day))
     missing = pc.equal(size, b"-")
     numbers = pc.if_else(missing, b"0", size).cast(pa.string()).cast(pa.int64())
     return pa.Table.from_arrays(
@@ -224,14 +231,15 @@ _NO_HEADER = object()   # returned by header readers for lines that are not head
 def _make_tab_parse_line(read_header: Callable, offset: bytes = b"+0000") -> Callable[[bytes, ParserState], LineResult]:
     def parse_line(line: bytes, state: ParserState) -> LineResult:
         text = _strip_eol(line)
-        if not text.strip():
+        if not text.strip():   # before the header check: a blank line is never a header
             return BLANK
         header = read_header(text)
         if header is not _NO_HEADER:
             state.layout = header   # None when the header lacks a needed column: later lines become malformed
             return COMMENT
-        if text.startswith(b"#"):
-            return COMMENT
+        kind = _blank_or_comment(text)
+        if kind:
+            return kind
         layout = state.layout
         if layout is None:
             return Malformed("the last header line lacks a needed column (see --help for the columns used)")
@@ -387,10 +395,9 @@ def _bracket_record(day: bytes, mon: bytes, year: bytes, time: bytes, offset: by
 
 def _parse_clf_line(line: bytes, state: ParserState) -> LineResult:
     text = _strip_eol(line)
-    if not text.strip():
-        return BLANK
-    if text.startswith(b"#"):
-        return COMMENT
+    kind = _blank_or_comment(text)
+    if kind:
+        return kind
     match = _CLF_RE.match(text)
     if not match:
         return Malformed("not a common/combined log line ([time] \"request\" status size)")
@@ -400,10 +407,9 @@ def _parse_clf_line(line: bytes, state: ParserState) -> LineResult:
 
 def _parse_s3_line(line: bytes, state: ParserState) -> LineResult:
     text = _strip_eol(line)
-    if not text.strip():
-        return BLANK
-    if text.startswith(b"#"):
-        return COMMENT
+    kind = _blank_or_comment(text)
+    if kind:
+        return kind
     match = _S3_RE.match(text)
     if not match:
         return Malformed("not an S3 server access log line")

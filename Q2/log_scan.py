@@ -121,7 +121,10 @@ class BytesSummary:
                 mine[key][0] += nbytes
                 mine[key][1] += count
         self.url_tables.extend(other.url_tables)
-        if sum(t.num_rows for t in self.url_tables) > 1_000_000:
+        # Re-aggregate once the pending rows outnumber the distinct paths seen so far: memory stays within about
+        # twice the distinct-path table.
+        pending = sum(t.num_rows for t in self.url_tables[1:])
+        if self.url_tables and pending > max(100_000, self.url_tables[0].num_rows):
             self.url_tables = [self._bytes_by_url()]
         self.files.extend(other.files)
 
@@ -294,6 +297,9 @@ def iter_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE) -> Iterator[byte
         cut = chunk.rfind(b"\n") + 1
         if cut == 0:   # a line longer than the block: keep reading
             rest += chunk
+            continue
+        if cut == len(chunk) and not rest:   # common for '\n'-ended files: no copy at all
+            yield chunk
             continue
         block, rest = rest + chunk[:cut], chunk[cut:]
         yield block
