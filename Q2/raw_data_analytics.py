@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.add_argument("--plot", metavar="FILE.png", help="also write a bar chart of bytes per day")
     parser.add_argument("--strict", action="store_true", help="exit with code 1 if any line is malformed")
-    parser.add_argument("--regenerate-dummy", action="store_true",
-                        help=f"rewrite {DUMMY_LOG.name} even if it exists (only used when no LOG is given)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace an existing --plot file; with no LOG, rewrite {DUMMY_LOG.name} even if it exists")
     parser.add_argument("--block-size", type=int, default=log_scan.BLOCK_SIZE, help=argparse.SUPPRESS)
     return parser
 
@@ -112,12 +112,15 @@ def main(argv=None) -> int:
         query = log_scan.BytesQuery(tuple(args.ext or ["jpg"]), args.start, args.end, args.exact_ext, args.tz)
     except ValueError as error:
         parser.error(str(error))
+    if args.plot and os.path.exists(args.plot) and not args.overwrite:
+        print(f"error: {args.plot} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 2
     try:
         if args.logs:
             sources = expand_sources(args.logs)
         else:
-            if args.regenerate_dummy or not DUMMY_LOG.exists():
-                dummy_log.write_dummy_cdn_log(DUMMY_LOG, overwrite=args.regenerate_dummy)
+            if args.overwrite or not DUMMY_LOG.exists():
+                dummy_log.write_dummy_cdn_log(DUMMY_LOG, overwrite=args.overwrite)
                 print(f"wrote the dummy CDN log to {DUMMY_LOG}", file=sys.stderr)
             sources = [str(DUMMY_LOG)]
         summary = log_scan.BytesSummary()

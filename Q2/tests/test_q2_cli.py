@@ -58,6 +58,9 @@ def test_text_report_and_plot(dummy_path, tmp_path, capsys):
     assert code == 0, err
     assert "total_bytes:" in out and "top 10 URL paths" in out and ".css" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _out, err = cli([dummy_path, "--plot", png], capsys)   # never replaced without --overwrite
+    assert code == 2 and "--overwrite" in err
+    assert cli([dummy_path, "--plot", png, "--overwrite"], capsys)[0] == 0
 
 
 def test_stdin_and_glob(dummy_path, capsys, monkeypatch):
