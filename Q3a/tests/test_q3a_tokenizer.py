@@ -1,9 +1,12 @@
 """Tokenizer on hand-checked sentences, pickling, and segment-once caching (counted calls)."""
 
 import pickle
+import unicodedata
 
 import joblib
 import pycantonese
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from cantonese_tokenizer import CantoneseTokenizer, segment_once, split_on_punctuation
@@ -20,6 +23,18 @@ def test_pycantonese_glues_fullwidth_comma_which_we_split():
     # The reason for splitting first: pycantonese 5.0.0 returns "宣布，由" as one token.
     assert "宣布，由" in pycantonese.segment(MIXED)
     assert split_on_punctuation("宣布，由今日起！LeBron James「打波」") == ["宣布", "由今日起", "LeBron", "James", "打波"]
+
+
+def _is_boundary(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch)[0] in "PS"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from("香港天氣好NBA a1，。！「」（）,.!?$%～ \n\u3000、：")))
+def test_split_on_punctuation_keeps_every_other_character_in_order(text):
+    chunks = split_on_punctuation(text)
+    assert "".join(chunks) == "".join(ch for ch in text if not _is_boundary(ch))
+    assert all(chunk and not any(_is_boundary(ch) for ch in chunk) for chunk in chunks)
 
 
 def test_mixed_sentence_without_stop_words():
