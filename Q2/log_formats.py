@@ -341,6 +341,8 @@ def _cloudfront_header(text: bytes):
 
 
 def _find_cloudfront_headers(block: bytes) -> list:
+    if b"#" not in block:   # single-byte search is memchr-fast; CloudFront URL-encodes '#' inside fields
+        return []
     starts, pos = [], 0 if block.startswith(b"#Fields:") else block.find(b"\n#Fields:")
     if pos == 0:
         starts.append(0)
