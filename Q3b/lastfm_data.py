@@ -396,14 +396,14 @@ def generate_lastfm(out_dir, n_users: int, *, random_state: int = 0, reference: 
     number), taste clusters drawn from country and age band so neighbours carry signal, and the real quirks:
     ~1% of artists without mbid, quotes and non-ASCII in names, ~0.3% absurd ages, missing ages/genders at the
     reference rates, ~0.2% profile-only users (no plays: cold start), ~0.05% plays-only users, a few duplicate
-    (user, artist) rows and rows with 0 plays. ``n_artists`` defaults to 160,000 * (n_users / 359,347) ** 0.7.
+    (user, artist) rows and rows with 0 plays. ``n_artists`` defaults to 160,000 * (n_users / 359,347) ** 0.7, at least 2,000.
     Returns counts ``{"users", "plays_rows", "artists"}``. Raises ValueError for n_users < 1.
     """
     if n_users < 1:
         raise ValueError(f"n_users must be at least 1, got {n_users}")
     rng = np.random.default_rng(random_state)
     reference = reference or DEFAULT_REFERENCE
-    n_artists = n_artists or max(100, int(160_000 * (n_users / 359_347) ** 0.7))
+    n_artists = n_artists or max(2000, int(160_000 * (n_users / 359_347) ** 0.7))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     profiles = _generate_profiles(rng, n_users, reference)

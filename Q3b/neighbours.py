@@ -252,7 +252,7 @@ def score_artists(neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, pl
     """Neighbour votes: score(artist) = sum over neighbours of similarity * neighbour's share of plays.
 
     ``neighbour_idx``/``neighbour_sim``: (n_query, k) rows of ``pool_plays_l1`` (n_pool, n_artists);
-    ``played``: (n_query, n_artists), nonzero where the query user already played the artist (excluded).
+    ``played``: (n_query, n_artists); every stored entry (even a stored 0) marks an artist to exclude.
     Returns ``(artist, score)`` of shape (n_query, n), -1 padded.
     """
     artist = np.full((len(neighbour_idx), n), -1, np.int32)
@@ -263,7 +263,8 @@ def score_artists(neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, pl
         weights = sp.csr_matrix((sim.ravel(), np.maximum(idx, 0).ravel(), np.arange(0, idx.size + 1, idx.shape[1])),
                                 shape=(len(idx), pool_plays_l1.shape[0]))
         votes = (weights @ pool_plays_l1).tocsr()
-        seen = played[start:start + batch_size].astype(bool).astype(np.float32)
+        seen = played[start:start + batch_size].astype(np.float32)
+        seen.data[:] = 1  # structural: an artist listed with 0 plays is still in the user's library
         votes = (votes - votes.multiply(seen)).tocsr()  # votes are >= 0, so this zeroes the played artists
         votes.eliminate_zeros()
         artist[start:start + len(idx)], score[start:start + len(idx)] = top_n_per_row(votes, n)

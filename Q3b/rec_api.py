@@ -10,7 +10,8 @@ Endpoints (all answers are JSON, errors included):
 * ``GET /users/<user_id>/recommendations?n=10&country=Germany`` -- the user's top ``n`` (1-100, default 10)
   artists of the current batch version.  A user the batch does not know gets the cold-start list of
   ``country`` (case-insensitive) or, without or with an unknown country, the global list; ``source`` says which.
-* ``GET /healthz`` -- current batch version, its creation time and age in seconds, number of users.
+* ``GET /healthz`` -- current batch version, its creation time and age in seconds, number of users; 503 when
+  there is no version yet or the store cannot be read.
 
 User ids: Last.fm 360K ids are 40 lowercase hex characters (sha1); any id of 1-128 characters from letters,
 digits and ``_ . @ -`` starting with a letter or digit is accepted (:data:`USER_ID_PATTERN`), anything else is a
@@ -119,7 +120,11 @@ def create_app(store_url: str | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        body, status = health_body(store)
+        try:
+            body, status = health_body(store)
+        except Exception:  # noqa: BLE001 -- an unreachable store makes the instance unhealthy, not a 500
+            app.logger.exception("health check failed")
+            body, status = {"status": "error", "error": "the store cannot be read"}, 503
         return jsonify(body), status
 
     @app.errorhandler(BadRequest)

@@ -125,6 +125,17 @@ def test_healthz_reports_version_age_and_users(client, served):
     assert rec_api.health_body(store, now=later)[0]["age_seconds"] == 25 * 3600
 
 
+def test_unreadable_store_makes_healthz_503(served, monkeypatch):
+    app = rec_api.create_app(served[0])
+
+    def broken():
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(app.extensions["rec_store"], "info", broken)
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503 and response.get_json()["status"] == "error"
+
+
 def test_empty_store_answers_503_and_missing_store_fails_at_start(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     rec_store.open_store(url)

@@ -1,0 +1,39 @@
+"""Shared fixtures for Q3b tests; puts Q3b/ on sys.path so tests import its modules by name."""
+import sys
+from pathlib import Path
+
+import pytest
+
+Q3B = Path(__file__).resolve().parents[1]
+if str(Q3B) not in sys.path:
+    sys.path.insert(0, str(Q3B))
+
+REAL_LASTFM = Q3B.parent.parent / "shared" / "data" / "lastfm"
+
+
+@pytest.fixture(scope="session")
+def real_lastfm():
+    """Folder with the real Last.fm sample lines (read-only; never copied)."""
+    if not REAL_LASTFM.is_dir():
+        pytest.skip(f"real Last.fm samples not found at {REAL_LASTFM}")
+    return REAL_LASTFM
+
+
+@pytest.fixture(scope="session")
+def small_lastfm(tmp_path_factory):
+    """Generated look-alike files for 600 users (fixed seed), loaded once per session."""
+    import lastfm_data
+
+    folder = tmp_path_factory.mktemp("lastfm_small")
+    lastfm_data.generate_lastfm(folder, 600, random_state=7)
+    plays, _ = lastfm_data.load_plays(folder / lastfm_data.PLAYS_FILE)
+    profiles, _ = lastfm_data.load_profiles(folder / lastfm_data.PROFILES_FILE)
+    return folder, plays, profiles
+
+
+@pytest.fixture(scope="session")
+def small_data(small_lastfm):
+    import neighbours
+
+    _, plays, profiles = small_lastfm
+    return neighbours.build_user_artist_data(plays, profiles)

@@ -1,0 +1,123 @@
+"""Loaders (row accounting, quirks) and the generator (format, quirks, determinism)."""
+import csv
+import re
+
+import numpy as np
+import pandas as pd
+
+import lastfm_data as ld
+
+SHA = "0" * 39
+
+
+def _user(i):
+    return f"{i:040x}"
+
+
+def test_real_plays_sample_loads_every_row(real_lastfm):
+    path = real_lastfm / "plays_sample.tsv"
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f]
+    plays, report = ld.load_plays(path)
+    assert report.rows_read == len(rows) == 295
+    assert report.n_malformed == 0
+    assert report.notes["rows without artist mbid keyed by normalised artist name"] == sum(r[1] == "" for r in rows) == 2
+    assert plays["user"].nunique() == len({r[0] for r in rows}) == 6
+    assert plays["plays"].sum() == sum(int(r[3]) for r in rows)
+
+
+def test_real_profile_sample_matches_independent_parse(real_lastfm):
+    path = real_lastfm / "profile_sample.tsv"
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    profiles, report = ld.load_profiles(path)
+    assert len(profiles) == len(rows) == 300 and report.n_malformed == 0
+    assert (profiles["gender"] == "f").sum() == sum(r[1] == "f" for r in rows)
+    valid_ages = [int(r[2]) for r in rows if r[2] and 1 <= int(r[2]) <= 100]
+    assert profiles["age"].notna().sum() == len(valid_ages)
+    assert profiles.loc[0, "signup"] == pd.Timestamp("2007-02-01")  # 'Feb 1, 2007' in the first line
+
+
+def test_plays_quirks_are_counted_not_dropped_silently(tmp_path):
+    lines = [
+        f"{_user(1)}\tmbid-a\tBand A\t10",
+        f"{_user(1)}\tmbid-a\tBand A\t5",            # duplicate (user, artist): summed
+        f"{_user(1)}\t\tThe  Beatles \t3",           # no mbid: keyed by normalised name
+        f"{_user(2)}\t\tthe beatles\t4",             # same normalised name
+        f'{_user(2)}\tmbid-q\t"Weird" Al\t7',        # quote inside a name (quoting off)
+        f"{_user(2)}\tmbid-b\tBand B",               # 3 fields
+        f"2007-02-01\tmbid-b\tBand B\t1",            # user field is a date
+        f"{_user(3)}\tmbid-b\tBand B\tmany",         # plays not an integer
+        f"{_user(3)}\t\t\t2",                        # neither mbid nor name
+    ]
+    path = tmp_path / "plays.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    plays, report = ld.load_plays(path)
+    assert report.rows_read == 9
+    assert report.n_malformed == 4 and len(report.malformed) == 4
+    assert report.notes["duplicate (user, artist) rows summed"] == 1
+    a = plays[(plays["user"] == _user(1)) & (plays["artist"] == "mbid-a")]
+    assert a["plays"].tolist() == [15]
+    assert (plays["artist"] == "name:the beatles").sum() == 2
+    assert '"Weird" Al' in set(plays["artist_name"].astype(str))
+    assert report.rows_kept == 5  # 9 read - 4 malformed; the duplicate is summed afterwards
+
+
+def test_profile_quirks(tmp_path):
+    lines = [
+        f"{_user(1)}\tm\t-1337\tGermany\tFeb 1, 2007",
+        f"{_user(2)}\tf\t2000\tKorea, Republic of\tDec 24, 2008",
+        f"{_user(3)}\t\t\tSweden\tnot a date",
+        f"{_user(3)}\tm\t30\tSweden\tJan 1, 2005",    # repeated user
+        f"{_user(4)}\tx\t25\t\tMar 3, 2006",
+        "short\tline",
+    ]
+    path = tmp_path / "profiles.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    profiles, report = ld.load_profiles(path)
+    assert len(profiles) == 4
+    assert report.n_malformed == 2
+    assert profiles["age"].isna().tolist() == [True, True, True, False]
+    assert profiles["gender"].astype(object).fillna("").tolist() == ["m", "f", "", ""]
+    assert profiles["country"].astype(object).tolist()[1] == "Korea, Republic of"
+    assert pd.isna(profiles["country"].iloc[3]) and pd.isna(profiles["signup"].iloc[2])
+
+
+def test_align_users_adds_plays_only_users(small_lastfm):
+    _, plays, profiles = small_lastfm
+    aligned, counts = ld.align_users(plays, profiles)
+    played = set(plays["user"].astype(str))
+    assert counts["users_without_profile"] == len(played - set(profiles["user"]))
+    assert counts["users_without_plays"] == len(set(profiles["user"]) - played)
+    assert set(aligned["user"]) == played | set(profiles["user"])
+
+
+def test_generator_writes_the_real_format_with_quirks(tmp_path, real_lastfm):
+    reference = ld.profile_reference(real_lastfm / "profile_sample.tsv")
+    counts = ld.generate_lastfm(tmp_path, 400, random_state=3, reference=reference)
+    plays_lines = (tmp_path / ld.PLAYS_FILE).read_text(encoding="utf-8").splitlines()
+    profile_lines = (tmp_path / ld.PROFILES_FILE).read_text(encoding="utf-8").splitlines()
+    assert len(plays_lines) == counts["plays_rows"]
+    plays_fields = [line.split("\t") for line in plays_lines]
+    profile_fields = [line.split("\t") for line in profile_lines]
+    assert {len(f) for f in plays_fields} == {4} and {len(f) for f in profile_fields} == {5}
+    assert all(re.fullmatch(r"[0-9a-f]{40}", f[0]) for f in plays_fields + profile_fields)
+    assert all(f[3].isdigit() for f in plays_fields)
+    assert any(f[1] == "" for f in plays_fields) and any('"' in f[2] for f in plays_fields)
+    assert all(f[4] == "" or re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, 20\d\d", f[4]) for f in profile_fields)
+    assert set(f[3] for f in profile_fields) <= set(reference.country.index)
+    per_user = pd.Series([f[0] for f in plays_fields]).value_counts()
+    assert 40 <= per_user.mean() <= 52
+    _, report = ld.load_plays(tmp_path / ld.PLAYS_FILE)
+    assert report.n_malformed == 0
+
+
+def test_generator_is_deterministic_and_heavy_tailed(tmp_path):
+    ld.generate_lastfm(tmp_path / "a", 300, random_state=11)
+    ld.generate_lastfm(tmp_path / "b", 300, random_state=11)
+    for name in (ld.PLAYS_FILE, ld.PROFILES_FILE):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    plays, _ = ld.load_plays(tmp_path / "a" / ld.PLAYS_FILE)
+    listeners = plays.groupby("artist", observed=True).size().sort_values(ascending=False).to_numpy()
+    assert listeners[0] > 10 * np.median(listeners)  # a popularity head over a long tail
+    assert plays["plays"].max() > 20 * plays["plays"].median()  # heavy-tailed play counts
