@@ -26,4 +26,4 @@ def test_cohort_query_uses_indexes_at_1m_rows(conn, table_name):
     # Bitmap Heap Scans read only the pages their Bitmap Index Scan child found; a Seq Scan would read all.
     assert scans and all(n["Node Type"] != "Seq Scan" for n in scans), [n["Node Type"] for n in scans]
     indexes = {n["Index Name"] for n in _plan_nodes(plan[0]["Plan"]) if "Index Name" in n}
-    assert indexes == {f"{table_name}_event_name_time_idx", f"{table_name}_uid_time_idx"}
+    assert indexes == {f"{table_name}_install_time_idx", f"{table_name}_uid_time_idx"}
