@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-Q3B = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Q3B))  # also done by conftest.py
-import rec_api  # noqa: E402
-import rec_store  # noqa: E402
+import rec_api  # Q3b/ is on sys.path via conftest.py
+import rec_store
+
+Q3B = Path(rec_api.__file__).resolve().parent
 
 N_USERS, N_PER_USER = 40, 20
 

