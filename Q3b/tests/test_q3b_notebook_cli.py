@@ -1,0 +1,47 @@
+"""The notebook executes end to end; the CLI writes outputs and turns user mistakes into one line + exit 2."""
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+from nbclient import NotebookClient
+
+import lastfm_data
+import recommender
+
+Q3B = Path(__file__).resolve().parents[1]
+
+
+def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("Q3B_NOTEBOOK_DATA", str(tmp_path))
+    monkeypatch.setenv("Q3B_NOTEBOOK_USERS", "500")
+    notebook = nbformat.read(Q3B / "User-user Nearest Neighbours Prototype.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(Q3B)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert (tmp_path / lastfm_data.PLAYS_FILE).exists()
+
+
+def test_cli_generate_then_batch_writes_every_user(tmp_path, capsys):
+    assert recommender.main(["generate", "--users", "300", "--out-dir", str(tmp_path)]) == 0
+    out = tmp_path / "recs.tsv"
+    assert recommender.main(["batch", "--data-dir", str(tmp_path), "--out", str(out), "-n", "5"]) == 0
+    recs = pd.read_csv(out, sep="\t", keep_default_na=False)
+    profiles, _ = lastfm_data.load_profiles(tmp_path / lastfm_data.PROFILES_FILE)
+    assert set(profiles["user"]) <= set(recs["user"])
+    assert (recs.groupby("user").size() == 5).all()
+    assert (tmp_path / "recs_fallbacks.tsv").exists()
+    # a second run must not overwrite without --force
+    assert recommender.main(["batch", "--data-dir", str(tmp_path), "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_cli_missing_and_unreadable_input_are_one_line_errors(tmp_path, capsys):
+    assert recommender.main(["batch", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no such file" in err and "generate" in err
+    (tmp_path / lastfm_data.PLAYS_FILE).write_bytes(b"\xff\xfe bad bytes\tx\ty\t1\n")
+    (tmp_path / lastfm_data.PROFILES_FILE).write_text("")
+    assert recommender.main(["batch", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r.tsv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and lastfm_data.PLAYS_FILE in err
