@@ -24,8 +24,15 @@ from seed import SeedRefused, seed_events
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 
 
+def iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    day = dt.date.fromisoformat
+    day = iso_date
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     q = p.add_argument_group("retention question")
     q.add_argument("--cohort-date", type=day, default=dt.date(2017, 4, 1), help="install day D (default 2017-04-01)")
