@@ -127,10 +127,14 @@ class RetentionTableQuery:
 
 @dataclass
 class RetentionResult:
-    """Answer to a :class:`RetentionQuery`; the uid sets are filled only when asked for (``list_users``)."""
+    """Answer to a :class:`RetentionQuery`; the uid sets are filled only when asked for (``list_users``).
+
+    ``sql`` is the exact statement text the server ran, parameters included.
+    """
 
     cohort_size: int
     retained_users: int
+    sql: str = field(default="", repr=False)
     cohort_uids: set[str] | None = field(default=None, repr=False)
     retained_uids: set[str] | None = field(default=None, repr=False)
 
@@ -257,12 +261,6 @@ FROM member"""
     return statement, params
 
 
-def render_sql(conn, statement, params) -> str:
-    """The exact text PostgreSQL receives for ``statement`` with ``params`` bound (for printing)."""
-    with conn.cursor() as cur:
-        return cur.mogrify(statement, params).decode()
-
-
 def cohort_retention(conn, query: RetentionQuery, list_users: bool = False) -> RetentionResult:
     """Run :func:`cohort_retention_sql` on ``conn``.
 
@@ -274,9 +272,10 @@ def cohort_retention(conn, query: RetentionQuery, list_users: bool = False) -> R
     has_tz = time_column_has_tz(conn, query.table)
     statement, params = cohort_retention_sql(query, has_tz, list_users)
     with conn.cursor() as cur:
-        cur.execute(statement, params)
+        text = cur.mogrify(statement, params).decode()
+        cur.execute(text)
         row = cur.fetchone()
-    result = RetentionResult(cohort_size=row[0], retained_users=row[1])
+    result = RetentionResult(cohort_size=row[0], retained_users=row[1], sql=text)
     if list_users:
         result.cohort_uids = set(row[2] or [])
         result.retained_uids = set(row[3] or [])

@@ -16,8 +16,7 @@ import psycopg2.errors
 
 from event_generator import DISTRIBUTIONS, generate_events
 from pg_server import ServerUnavailable, open_connection
-from retention import (DEFAULT_TABLE, EventsTableError, RetentionQuery, RetentionTableQuery, cohort_retention,
-                       cohort_retention_sql, render_sql, retention_table, time_column_has_tz)
+from retention import DEFAULT_TABLE, RetentionQuery, RetentionTableQuery, cohort_retention, retention_table
 from retention_report import format_retention_table, write_retention_heatmap
 from seed import SeedRefused, seed_events
 
@@ -87,8 +86,7 @@ def answer_cohort(conn, args) -> None:
             out["retained_uids"] = sorted(result.retained_uids)
         print(json.dumps(out))
         return
-    statement, params = cohort_retention_sql(query, time_column_has_tz(conn, args.table))
-    print(render_sql(conn, statement, params) + ";\n")
+    print(result.sql + ";\n")
     rate = "n/a (empty cohort)" if result.retention_rate is None else f"{100 * result.retention_rate:.1f}%"
     print(f"cohort {query.cohort_date} ({query.tz}): {result.cohort_size} users whose first FIRST_INSTALL was that day")
     print(f"retained: {result.retained_users} of them had an event from {query.window_start} to {query.window_end} "
