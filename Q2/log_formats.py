@@ -369,9 +369,10 @@ def _looks_like_tab(min_fields: int, max_fields: int) -> Callable[[bytes], bool]
 
 _CLF_TIME = r"\[(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}:\d{2}:\d{2}) ([+-]\d{4})\]"
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
-# The client part before the first '[' varies (vhost, forwarded-for lists, missing ident/user), and bytes-by-type
-# needs none of it, so it is skipped. Extra fields after the size (combined format, response times) are ignored.
-CLF_PATTERN = r"^[^\[]*" + _CLF_TIME + " " + _QUOTED + r" (\d{3}|-) (\d{1,18}|-)(?: [^\n]*)?[\r\n]*$"
+# The client part before the [time] varies (vhost, forwarded-for lists, bracketed IPv6, missing ident/user), and
+# bytes-by-type needs none of it, so it is skipped up to the first '[' that opens a timestamp. Extra fields after
+# the size (combined format, response times) are ignored.
+CLF_PATTERN = r"^[^\n]*?" + _CLF_TIME + " " + _QUOTED + r" (\d{3}|-) (\d{1,18}|-)(?: [^\n]*)?[\r\n]*$"
 # Fields are split on single spaces ([^ ]), not \S: RE2 and Python disagree on whether \v is whitespace.
 S3_PATTERN = (r"^[^ ]+ [^ ]+ " + _CLF_TIME + r" [^ ]+ [^ ]+ [^ ]+ [^ ]+ ([^ ]+) (?:" + _QUOTED + r"|-) (\d{3}|-) [^ ]+ "
               r"(\d{1,18}|-)(?: [^\n]*)?[\r\n]*$")

@@ -81,10 +81,12 @@ def _request_target(request: str) -> str:
 
 def parse_clf(text: str):
     start = text.find("[")
+    while start >= 0 and _bracket_time(text[start:]) is None:   # skip '[' of a bracketed IPv6 client
+        start = text.find("[", start + 1)
     if start < 0:
         return None
     stamp = _bracket_time(text[start:])
-    if stamp is None or text[start + 28:start + 30] != ' "':
+    if text[start + 28:start + 30] != ' "':
         return None
     day, time, offset, _ = stamp
     request, after = _quoted(text, start + 29)

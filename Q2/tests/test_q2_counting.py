@@ -53,6 +53,13 @@ def test_query_string_and_fragment_are_stripped_in_clf(tmp_path):
     assert (summary.total_bytes, summary.requests) == (110, 3)
 
 
+def test_bracketed_ipv6_client_and_vhost_prefix(tmp_path):
+    text = '[2001:db8::1]:443 - - [24/Aug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 3 "-" "ua"\n' \
+           'www.example.com 192.0.2.1 - - [24/Aug/2017:10:00:00 +0000] "GET /b.jpg HTTP/1.1" 200 4\n'
+    summary = scan(tmp_path, text)
+    assert (summary.total_bytes, summary.malformed_lines) == (7, 0)
+
+
 def test_exact_ext_and_repeated_ext(tmp_path):
     text = CF_HEADER + cf("2017-08-24", "01:00:00", 1, "/a.jpg") + cf("2017-08-24", "01:00:00", 2, "/a.jpeg") + \
         cf("2017-08-24", "01:00:00", 4, "/a.css") + cf("2017-08-24", "01:00:00", 8, "/a.js")
