@@ -375,6 +375,8 @@ def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, 
     try:
         blocks = iter_blocks(stream, block_size)
         first = next(blocks, b"")
+        if not first:   # an empty file (or stdin) is zero lines, not an error
+            return BytesSummary(files=[FileAccounting(source, format_name or "empty")])
         name = format_name or log_formats.detect_format(first[:1 << 20].split(b"\n")[:200])
         if name is None:
             sample = first.split(b"\n", 1)[0][:120].decode("utf-8", "backslashreplace")

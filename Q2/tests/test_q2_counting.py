@@ -170,6 +170,11 @@ def test_gzip_and_stdin(tmp_path, monkeypatch):
     assert log_scan.scan_log("-", BytesQuery()).total_bytes == 21
 
 
+def test_empty_file_is_zero_lines(tmp_path):
+    summary = scan(tmp_path, b"")
+    assert (summary.total_bytes, summary.files[0].lines_read) == (0, 0)
+
+
 def test_unknown_format_is_a_clear_error(tmp_path):
     with pytest.raises(log_scan.LogInputError, match="--format"):
         scan(tmp_path, "hello world\nnot a log\n")
