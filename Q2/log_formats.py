@@ -376,8 +376,8 @@ CLF_PATTERN = r"^[^\n]*?" + _CLF_TIME + " " + _QUOTED + r" (\d{3}|-) (\d{1,18}|-
 # Fields are split on single spaces ([^ ]), not \S: RE2 and Python disagree on whether \v is whitespace.
 S3_PATTERN = (r"^[^ ]+ [^ ]+ " + _CLF_TIME + r" [^ ]+ [^ ]+ [^ ]+ [^ ]+ ([^ ]+) (?:" + _QUOTED + r"|-) (\d{3}|-) [^ ]+ "
               r"(\d{1,18}|-)(?: [^\n]*)?[\r\n]*$")
-_CLF_RE = re.compile(CLF_PATTERN.encode())
-_S3_RE = re.compile(S3_PATTERN.encode())
+_CLF_GROUPS = ("dd", "mon", "year", "time", "offset", "request", "status", "size")
+_S3_GROUPS = ("dd", "mon", "year", "time", "offset", "key", "request", "status", "size")
 _REQUEST_TARGET = re.compile(rb"^[^ ]+ ([^ ]+)")
 _MONTH_NUMBER = {m.encode(): f"{i:02d}".encode() for i, m in enumerate(MONTHS, 1)}
 
@@ -396,30 +396,24 @@ def _bracket_record(day: bytes, mon: bytes, year: bytes, time: bytes, offset: by
     return _record(year + b"-" + month + b"-" + day, time, offset, size, target)
 
 
-def _parse_clf_line(line: bytes, state: ParserState) -> LineResult:
-    text = _strip_eol(line)
-    kind = _blank_or_comment(text)
-    if kind:
-        return kind
-    match = _CLF_RE.match(text)
-    if not match:
-        return Malformed("not a common/combined log line ([time] \"request\" status size)")
-    day, mon, year, time, offset, request, _status, size = match.groups()
-    return _bracket_record(day, mon, year, time, offset, size, _target_of_request(request))
-
-
-def _parse_s3_line(line: bytes, state: ParserState) -> LineResult:
-    text = _strip_eol(line)
-    kind = _blank_or_comment(text)
-    if kind:
-        return kind
-    match = _S3_RE.match(text)
-    if not match:
-        return Malformed("not an S3 server access log line")
-    day, mon, year, time, offset, key, request, _status, size = match.groups()
-    # Operations without a request line (BATCH.DELETE.OBJECT, lifecycle) log '-': the object key names the file.
-    target = _target_of_request(request) if request else b""
-    return _bracket_record(day, mon, year, time, offset, size, target or (b"" if key == b"-" else key))
+def _make_bracket_parse_line(regex: "re.Pattern", what: str) -> Callable[[bytes, ParserState], LineResult]:
+    """parse_line for a space-separated format with a [time] field; ``regex`` has the named groups of
+    _BRACKET_GROUPS (and ``key`` for S3)."""
+    def parse_line(line: bytes, state: ParserState) -> LineResult:
+        text = _strip_eol(line)
+        kind = _blank_or_comment(text)
+        if kind:
+            return kind
+        match = regex.match(text)
+        if not match:
+            return Malformed(f"not {what}")
+        g = match.groupdict()
+        target = _target_of_request(g["request"]) if g["request"] else b""
+        # S3 operations without a request line (BATCH.DELETE.OBJECT, lifecycle) log '-': the key names the file.
+        if not target and g.get("key", b"-") != b"-":
+            target = g["key"]
+        return _bracket_record(g["dd"], g["mon"], g["year"], g["time"], g["offset"], g["size"], target)
+    return parse_line
 
 
 def _bracket_columns(extracted: pa.StructArray, first: int):
@@ -432,8 +426,7 @@ def _bracket_columns(extracted: pa.StructArray, first: int):
 
 
 def _make_regex_parse_block(pattern: str, s3: bool) -> Callable[[bytes, ParserState], BlockResult]:
-    group_names = ["dd", "mon", "year", "time", "offset"] + (["key"] if s3 else []) + ["request", "status", "size"]
-    named = _name_groups(pattern, group_names)   # pyarrow's extract_regex (RE2) needs named groups
+    named = _name_groups(pattern, _S3_GROUPS if s3 else _CLF_GROUPS)   # pyarrow's extract_regex needs names
 
     def parse_block(block: bytes, state: ParserState) -> BlockResult:
         lines = _line_array(block)
@@ -476,6 +469,8 @@ def _name_groups(pattern: str, names) -> str:
 
 # ---------------------------------------------------------------- the table
 
+_CLF_RE = re.compile(_name_groups(CLF_PATTERN, _CLF_GROUPS).encode())
+_S3_RE = re.compile(_name_groups(S3_PATTERN, _S3_GROUPS).encode())
 _TSV_BLOCK = _make_tab_block_functions(_find_tsv_headers, _tsv_header)
 _CLOUDFRONT_BLOCK = _make_tab_block_functions(_find_cloudfront_headers, _cloudfront_header)
 
@@ -490,10 +485,11 @@ FORMATS = {
         initial_state=lambda: ParserState(_cloudfront_default_layout())),
     "clf": LogFormat(
         "clf", "Apache/Nginx common or combined log format", lambda line: bool(_CLF_RE.match(_strip_eol(line))),
-        _parse_clf_line, _make_regex_parse_block(CLF_PATTERN, s3=False)),
+        _make_bracket_parse_line(_CLF_RE, "a common/combined log line ([time] \"request\" status size)"),
+        _make_regex_parse_block(CLF_PATTERN, s3=False)),
     "s3": LogFormat(
         "s3", "Amazon S3 server access log", lambda line: bool(_S3_RE.match(_strip_eol(line))),
-        _parse_s3_line, _make_regex_parse_block(S3_PATTERN, s3=True)),
+        _make_bracket_parse_line(_S3_RE, "an S3 server access log line"), _make_regex_parse_block(S3_PATTERN, s3=True)),
 }
 
 #: Order in which detection tries formats on a sample line: the most specific shapes first.
