@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import psycopg2.errors
@@ -111,8 +113,15 @@ def answer_report(conn, args) -> None:
     print(f"\nwrote {csv_path} and {png_path}")
 
 
+def _exit_on_sigterm(signum, frame):
+    # Unwind normally on `kill`, so the embedded server is stopped and its temporary folder removed.
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         # Validate the question before starting a server, so a typo costs no seed.
         RetentionQuery(args.cohort_date, args.window_start, args.window_end, args.tz, args.table)
@@ -128,6 +137,9 @@ def main(argv=None) -> int:
     except psycopg2.errors.InsufficientPrivilege as exc:
         print(f"error: PostgreSQL refused: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing was committed by an unfinished seed", file=sys.stderr)
+        return 130
     return 0
 
 
