@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,9 @@ def recommend_implicit(train: sp.csr_matrix, users: np.ndarray, k: int, model: s
     from implicit.cpu.als import AlternatingLeastSquares
 
     train = train.tocsr().astype(np.float32)
-    with threadpool_limits(1, "blas"):
+    with threadpool_limits(1, "blas"), warnings.catch_warnings():
+        # BM25Recommender converts its own BM25-weighted COO copy and warns about it; nothing to fix on our side
+        warnings.filterwarnings("ignore", message="Method expects CSR input")
         if model == "als":
             recommender = AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05,
                                                   random_state=random_state)
