@@ -124,13 +124,14 @@ class BytesSummary:
         # Re-aggregate once the pending rows outnumber the distinct paths seen so far: memory stays within about
         # twice the distinct-path table.
         pending = sum(t.num_rows for t in self.url_tables[1:])
-        if self.url_tables and pending > max(100_000, self.url_tables[0].num_rows):
+        if self.url_tables and pending > max(500_000, self.url_tables[0].num_rows):
             self.url_tables = [self._bytes_by_url()]
         self.files.extend(other.files)
 
     def _bytes_by_url(self) -> pa.Table:
-        # decimal128(38, 0) sums cannot wrap, unlike int64, whatever the sizes and the number of requests.
-        exact = pa.schema([("path", pa.binary()), ("bytes", pa.decimal128(38, 0))])
+        # No per-URL sum can exceed the grand total; past 2**63 - 1 use decimal128(38, 0), which cannot wrap.
+        exact = pa.schema([("path", pa.binary()),
+                           ("bytes", pa.int64() if self.total_bytes <= _INT64_MAX else pa.decimal128(38, 0))])
         tables = [t.cast(exact) for t in self.url_tables]
         if not tables:
             return exact.empty_table()
@@ -282,26 +283,18 @@ def iter_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE) -> Iterator[byte
 
     Raises LogInputError when a gzip stream is corrupt or truncated.
     """
-    rest, first = b"", True
+    first = True
     while True:
         try:
-            chunk = stream.read(block_size)
+            block = stream.read(block_size)
+            if block and not block.endswith(b"\n"):
+                block += stream.readline()   # finish the last line: one copy, and only of a partial block
         except (gzip.BadGzipFile, EOFError, OSError) as error:
             raise LogInputError(f"cannot read compressed data ({error})") from None
         if first:
-            chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
-        if not chunk:
-            if rest:
-                yield rest
+            block, first = block.removeprefix(b"\xef\xbb\xbf"), False
+        if not block:
             return
-        cut = chunk.rfind(b"\n") + 1
-        if cut == 0:   # a line longer than the block: keep reading
-            rest += chunk
-            continue
-        if cut == len(chunk) and not rest:   # common for '\n'-ended files: no copy at all
-            yield chunk
-            continue
-        block, rest = rest + chunk[:cut], chunk[cut:]
         yield block
 
 
