@@ -102,7 +102,10 @@ def cmd_batch(args) -> int:
             import rec_store
         except ImportError:
             raise UserError("--store needs Q3b/rec_store.py, which is not available in this checkout") from None
-        store = rec_store.open_store(args.store)
+        try:
+            store = rec_store.open_store(args.store)
+        except ValueError as exc:
+            raise UserError(f"--store {args.store}: {exc}") from None
     start = time.perf_counter()
     plays, profiles = load_inputs(*_input_paths(args))
     loaded = time.perf_counter()

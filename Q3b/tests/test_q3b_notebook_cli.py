@@ -45,3 +45,14 @@ def test_cli_missing_and_unreadable_input_are_one_line_errors(tmp_path, capsys):
     assert recommender.main(["batch", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r.tsv")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and lastfm_data.PLAYS_FILE in err
+
+
+def test_cli_batch_writes_a_store_version(tmp_path, capsys):
+    assert recommender.main(["generate", "--users", "200", "--out-dir", str(tmp_path)]) == 0
+    url = f"sqlite:///{tmp_path / 'recs.db'}"
+    out = tmp_path / "recs.parquet"
+    assert recommender.main(["batch", "--data-dir", str(tmp_path), "--out", str(out), "--store", url, "-n", "3"]) == 0
+    assert "stored as version 1" in capsys.readouterr().out
+    assert recommender.main(["batch", "--data-dir", str(tmp_path), "--out", str(tmp_path / "b.parquet"),
+                             "--store", "nosuchscheme://x"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
