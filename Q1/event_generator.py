@@ -29,6 +29,15 @@ SECONDS_PER_DAY = 86_400
 _UID_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
+def check_generator_arguments(distribution: str, n_events: int, n_users: int, start: dt.date, end: dt.date) -> None:
+    """Raise ``ValueError`` naming the problem if :func:`generate_events` would refuse these arguments."""
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution {distribution!r}; choose one of {', '.join(DISTRIBUTIONS)}")
+    _check_sizes(n_events, n_users, start, end)
+    if distribution == "app" and n_events < n_users:
+        raise ValueError(f"app distribution needs at least one event per user: {n_events} events < {n_users} users")
+
+
 def _check_sizes(n_events: int, n_users: int, start: dt.date, end: dt.date) -> None:
     if n_users < 1 or n_events < 0:
         raise ValueError(f"need at least 1 user and 0 events, got {n_users} users and {n_events} events")

@@ -11,14 +11,14 @@ import datetime as dt
 import json
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import psycopg2.errors
 
-from event_generator import DISTRIBUTIONS, generate_events
+from event_generator import DISTRIBUTIONS, check_generator_arguments, generate_events
 from pg_server import ServerUnavailable, open_connection
-from retention import DEFAULT_TABLE, RetentionQuery, RetentionTableQuery, cohort_retention, retention_table
+from retention import (DEFAULT_TABLE, EventsTableError, RetentionQuery, RetentionTableQuery, cohort_retention,
+                       retention_table)
 from retention_report import format_retention_table, write_retention_heatmap
 from seed import SeedRefused, seed_events
 
@@ -120,18 +120,22 @@ def _exit_on_sigterm(signum, frame):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        # Validate the question before starting a server, so a typo costs no seed.
+        # Validate everything before starting a server, so a typo costs no seed.
         RetentionQuery(args.cohort_date, args.window_start, args.window_end, args.tz, args.table)
         RetentionTableQuery(args.days, args.tz, args.table)
+        if not args.no_seed:
+            check_generator_arguments(args.distribution, args.events, args.users, args.start, args.end)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         with open_connection(args.dsn) as (conn, source):
             status(f"PostgreSQL: {source}")
             if not args.no_seed:
                 seed(conn, args)
             (answer_report if args.report else answer_cohort)(conn, args)
-    except (ValueError, ServerUnavailable, SeedRefused) as exc:  # EventsTableError is a ValueError
+    except (EventsTableError, ServerUnavailable, SeedRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except psycopg2.errors.InsufficientPrivilege as exc:
@@ -144,4 +148,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.exit(main())
