@@ -207,8 +207,9 @@ def cohort_retention_sql(query: RetentionQuery, has_tz: bool = False, list_users
     Notes
     -----
     Every predicate on ``time`` compares the raw column with a constant, so an index on ``time`` of the
-    install events and one on ``(uid, time)`` apply (see ``seed.index_statements``): index range scans find the install day's installs and any earlier installs
-    (anti-join), then each cohort user costs one index probe that stops at the first event in the window.
+    install events and one on ``(uid, time)`` apply (see ``seed.index_statements``): index range scans find
+    the install day's installs and any earlier installs (anti-join), then each cohort user costs one index
+    probe that stops at the first event in the window.
     """
     day = dt.timedelta(days=1)
     params = {
