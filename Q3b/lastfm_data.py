@@ -13,7 +13,6 @@ in the returned :class:`LoadReport` by reason and left out, never dropped silent
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -424,11 +423,3 @@ def generate_lastfm(out_dir, n_users: int, *, random_state: int = 0, reference: 
     _write_tsv(out_dir / PROFILES_FILE, [written[c].to_numpy() for c in PROFILE_COLUMNS])
     return {"users": n_users, "plays_rows": int(len(user)), "artists": n_artists}
 
-
-def dataset_fingerprint(paths) -> str:
-    """Short sha1 of file sizes and modification times, to tell cached outputs apart."""
-    h = hashlib.sha1()
-    for p in paths:
-        st = Path(p).stat()
-        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:12]

@@ -15,7 +15,6 @@ the exact similarity. Cold start: users without plays get their country's most p
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -387,7 +386,3 @@ def build_batch(plays: pd.DataFrame, profiles: pd.DataFrame, n: int = 20, *, pro
     recs = recommend_users(data, n, progress=progress, **options)
     return recommendations_frame(data, recs), fallbacks_frame(data)
 
-
-def default_threads() -> int:
-    """Threads for BLAS/faiss: the machine's cores (sched affinity), at least 1."""
-    return max(1, len(os.sched_getaffinity(0)))

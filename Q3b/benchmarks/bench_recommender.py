@@ -115,8 +115,15 @@ def stage_compare(data_dir: str, subset: str) -> dict:
     start = time.perf_counter()
     ann_idx, _ = nb.nearest_neighbours(features, n_profile, nb.DEFAULT_NEIGHBOURS, method="ann")
     ann_seconds = time.perf_counter() - start
+    # what the lower neighbour recall costs in recommendation quality, on the evaluation's holdout
+    import rec_evaluation
+    train, test = rec_evaluation.holdout_split(data.plays)
+    held = np.flatnonzero(np.diff(test.indptr) > 0)
+    ndcg = {m: rec_evaluation.ranking_metrics(nb.recommend_users(data.with_plays(train), 10, users=held, method=m)
+                                              .artist, test, held)["ndcg"] for m in ("exact", "ann")}
     return {
         "users": len(users), "original_seconds": original_seconds,
+        "ndcg10_exact": ndcg["exact"], "ndcg10_ann": ndcg["ann"],
         "ours_same_config_seconds": ours_same_seconds, "ours_default_seconds": ours_default_seconds,
         "speedup_same_config": original_seconds / ours_same_seconds,
         "speedup_default": original_seconds / ours_default_seconds,
