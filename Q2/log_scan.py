@@ -91,6 +91,14 @@ class FileAccounting:
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "malformed_examples"}
 
+    def add_block(self, block: "FileAccounting", first_line: int, max_examples: int) -> None:
+        """Fold in a block's counts; its examples' 0-based line indices become file line numbers from 1."""
+        for index, reason, text in block.malformed_examples[:max(0, max_examples - len(self.malformed_examples))]:
+            self.malformed_examples.append((first_line + index + 1, reason, text))
+        for key in ("lines_read", "lines_used", "lines_not_matching", "malformed_lines", "comment_lines",
+                    "blank_lines"):
+            setattr(self, key, getattr(self, key) + getattr(block, key))
+
 
 @dataclass
 class BytesSummary:
@@ -380,19 +388,11 @@ def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, 
         total = BytesSummary()
         state = fmt.initial_state()
         pending: collections.deque = collections.deque()
-        position, consumed = 0, 0
+        consumed = 0
 
-        def collect(future):
-            nonlocal position
+        def collect(future):   # blocks are collected in file order, so line numbers add up
             outcome = future.result()
-            got = outcome.accounting
-            for index, reason, text in got.malformed_examples:
-                if len(accounting.malformed_examples) < max_examples:
-                    accounting.malformed_examples.append((position + index + 1, reason, text))
-            for key in ("lines_read", "lines_used", "lines_not_matching", "malformed_lines", "comment_lines",
-                        "blank_lines"):
-                setattr(accounting, key, getattr(accounting, key) + getattr(got, key))
-            position += got.lines_read
+            accounting.add_block(outcome.accounting, accounting.lines_read, max_examples)
             total.add(outcome.summary)
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
