@@ -95,8 +95,10 @@ def _read_tsv(path, columns, report: LoadReport) -> pa.Table:
     report.add_malformed(f"not {len(columns)} tab-separated fields", len(bad_lines),
                          sorted(x for x in bad_lines if x is not None)[:5])
     report.rows_read = table.num_rows + len(bad_lines)
-    # Stray carriage returns (seen in the real file) must not end up inside names or ids.
-    return pa.table({c: pc.utf8_trim(table[c], "\r") for c in columns})
+    # The reader already splits lines at \r; a stray one can only survive at the end of the last field (CRLF
+    # mixes). Trimming only that column avoids a second copy of the whole table (GBs at full size).
+    last = columns[-1]
+    return table.set_column(len(columns) - 1, last, pc.utf8_trim(table[last], "\r"))
 
 
 def _drop_rows(table: pa.Table, bad, reason: str, report: LoadReport) -> pa.Table:

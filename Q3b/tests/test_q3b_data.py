@@ -121,3 +121,11 @@ def test_generator_is_deterministic_and_heavy_tailed(tmp_path):
     listeners = plays.groupby("artist", observed=True).size().sort_values(ascending=False).to_numpy()
     assert listeners[0] > 10 * np.median(listeners)  # a popularity head over a long tail
     assert plays["plays"].max() > 20 * plays["plays"].median()  # heavy-tailed play counts
+
+
+def test_crlf_line_endings_leave_no_carriage_returns(tmp_path):
+    path = tmp_path / "profiles.tsv"
+    path.write_bytes(f"{_user(1)}\tm\t22\tGermany\tFeb 1, 2007\r\n{_user(2)}\tf\t\tSweden\tMar 2, 2008\r\n".encode())
+    profiles, report = ld.load_profiles(path)
+    assert report.n_malformed == 0 and profiles["signup"].notna().all()
+    assert not profiles["user"].str.contains("\r").any()
