@@ -169,15 +169,18 @@ def _valid_day_vec(day: pa.Array) -> pa.Array:
     return pc.is_in(day, value_set=pa.array(good, day.type))
 
 
-def _valid_time_vec(time: pa.Array) -> pa.Array:
-    return pc.match_substring_regex(time, r"^(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
+#: Time of day as the fast-path regexes accept it (the same rule as _valid_time).
+_TIME_RE2 = r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
 
 
 def _records_table(day, time, offset, size, target, keep: pa.Array) -> pa.Table:
     """Build the RECORD_SCHEMA table from binary columns, keeping rows where ``keep`` is True (already validated)."""
-    day, time, size, target = (pc.filter(c, keep) for c in (day, time, size, target))
-    offset = pc.filter(offset, keep) if isinstance(offset, (pa.Array, pa.ChunkedArray)) else \
-        pa.repeat(pa.scalar(offset, pa.string()), len(day))
+    if not pc.all(keep).as_py():   # usually every line is kept: then no copies
+        day, time, size, target = (pc.filter(c, keep) for c in (day, time, size, target))
+        if not isinstance(offset, str):
+            offset = pc.filter(offset, keep)
+    if isinstance(offset, str):
+        offset = pa.repeat(pa.scalar(offset, pa.string()), len(day))
     missing = pc.equal(size, b"-")
     numbers = pc.if_else(missing, b"0", size).cast(pa.string()).cast(pa.int64())
     return pa.Table.from_arrays(
@@ -261,9 +264,11 @@ def _tab_pattern(layout: TabLayout) -> str:
     Only the prefix up to the last needed column is scanned (CloudFront lines carry 20+ more columns), which is
     what makes this faster than a full CSV tokenizer here.
     """
-    roles = {layout.day: "day", layout.time: "time", layout.size: "size", layout.target: "target"}
     cell = r"[^\t\r\n]*"
-    cells = [f"(?P<{roles[i]}>{cell})" if i in roles else cell for i in range(layout.needed)]
+    # The shapes of date, time and size are checked by the regex itself (one pass); real dates are checked after.
+    roles = {layout.day: r"(?P<day>\d{4}-\d{2}-\d{2})", layout.time: f"(?P<time>{_TIME_RE2})",
+             layout.size: r"(?P<size>\d{1,18}|-)", layout.target: f"(?P<target>{cell})"}
+    cells = [roles.get(i, cell) for i in range(layout.needed)]
     return "^" + r"\t".join(cells) + r"(?:\t|\r?\n?$)"
 
 
@@ -274,9 +279,7 @@ def _tab_fast_path(segment: bytes, layout: Optional[TabLayout], offset: str) -> 
         return _empty_result(np.arange(len(lines)))
     extracted = pc.extract_regex(lines, _tab_pattern(layout))
     day, time, size, target = (extracted.field(k) for k in ("day", "time", "size", "target"))
-    keep = pc.and_kleene(pc.and_kleene(_valid_day_vec(day), _valid_time_vec(time)),
-                         pc.match_substring_regex(size, r"^(?:\d{1,18}|-)$"))
-    keep = pc.fill_null(keep, False)
+    keep = pc.fill_null(_valid_day_vec(day), False)
     rejected = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
     return BlockResult(_records_table(day, time, offset, size, target, keep), rejected, len(lines))
 
@@ -367,7 +370,7 @@ def _looks_like_tab(min_fields: int, max_fields: int) -> Callable[[bytes], bool]
 
 # ---------------------------------------------------------------- space-separated formats with [time] (clf, s3)
 
-_CLF_TIME = r"\[(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}:\d{2}:\d{2}) ([+-]\d{4})\]"
+_CLF_TIME = r"\[(\d{2})/([A-Za-z]{3})/(\d{4}):(" + _TIME_RE2 + r") ([+-]\d{4})\]"
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
 # The client part before the [time] varies (vhost, forwarded-for lists, bracketed IPv6, missing ident/user), and
 # bytes-by-type needs none of it, so it is skipped up to the first '[' that opens a timestamp. Extra fields after
@@ -437,9 +440,7 @@ def _make_regex_parse_block(pattern: str, s3: bool) -> Callable[[bytes, ParserSt
         if s3:
             key = extracted.field("key")
             target = pc.if_else(pc.equal(target, b""), pc.if_else(pc.equal(key, b"-"), b"", key), target)
-        keep = pc.and_kleene(pc.is_valid(extracted), month_ok)
-        keep = pc.and_kleene(keep, pc.and_kleene(_valid_day_vec(pc.fill_null(day, b"")),
-                                                 _valid_time_vec(pc.fill_null(time, b""))))
+        keep = pc.and_kleene(pc.and_kleene(pc.is_valid(extracted), month_ok), _valid_day_vec(day))
         keep = pc.fill_null(keep, False)
         rejected = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
         return BlockResult(_records_table(day, time, offset, extracted.field("size"), target, keep), rejected,
