@@ -92,6 +92,19 @@ def _report_left_out(articles, source) -> None:
               f"ids {', '.join(articles.left_out_ids)}", file=sys.stderr)
 
 
+def _predictions(result, test, threshold: float) -> pd.DataFrame:
+    """Tags for the --test articles, or (without --test) the out-of-fold predictions of the training articles."""
+    if test is None:
+        oof = result.report.out_of_fold
+        return pd.DataFrame({"id": oof.id, "predicted_tag": oof.predicted_tag, "probability": oof.probability,
+                             "low_confidence": oof.probability < threshold, "true_tag": oof.true_tag})
+    predictions = predict_tags(result.model, test.texts, threshold)
+    predictions.insert(0, "id", test.ids)
+    if "tag" in test.frame:
+        predictions["true_tag"] = test.frame["tag"].tolist()
+    return predictions
+
+
 def run_train(args) -> int:
     train_path = DEMO_TRAIN if args.demo else args.train
     test_path = DEMO_TEST if args.demo and args.test is None else args.test
@@ -115,16 +128,7 @@ def run_train(args) -> int:
                           n_jobs=args.jobs, tokenizer=tokenizer, log=lambda m: print(m, file=sys.stderr))
     report = result.report
     plot_confusion_matrix(report.confusion, png_path)
-    if test is not None:
-        predictions = predict_tags(result.model, test.texts, args.threshold)
-        predictions.insert(0, "id", test.ids)
-        if "tag" in test.frame:
-            predictions["true_tag"] = test.frame["tag"].tolist()
-    else:
-        oof = report.out_of_fold
-        predictions = pd.DataFrame({"id": oof.id, "predicted_tag": oof.predicted_tag,
-                                    "probability": oof.probability, "low_confidence": oof.probability < args.threshold,
-                                    "true_tag": oof.true_tag})
+    predictions = _predictions(result, test, args.threshold)
     predictions.to_csv(out_path, index=False, encoding="utf-8")
     save_model(model_path, result.model, report.scores["best_params"])
 
