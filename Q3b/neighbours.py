@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from lastfm_data import align_users
 
