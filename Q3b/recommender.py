@@ -124,16 +124,16 @@ def cmd_batch(args) -> int:
     return 0
 
 
-def run_evaluation(data_dir_plays, data_dir_profiles, args, verbose: bool = True):
-    """Load, evaluate, write CSV + PNG into args.out_dir; returns the table."""
+def run_evaluation(plays_path, profiles_path, out_dir, *, max_users, weights, n_neighbours, baselines=True,
+                   verbose=True):
+    """Load, evaluate (rec_evaluation.evaluate), write evaluation.csv + evaluation.png into out_dir; the table."""
     import rec_evaluation
 
-    plays, profiles = load_inputs(data_dir_plays, data_dir_profiles, verbose)
+    plays, profiles = load_inputs(plays_path, profiles_path, verbose)
     data = neighbours.build_user_artist_data(plays, profiles)
-    table = rec_evaluation.evaluate(data, max_users=args.max_users or None, profile_weights=args.weights,
-                                    n_neighbours=args.neighbours, baselines=not args.no_baselines,
-                                    progress=_progress())
-    out_dir = Path(args.out_dir)
+    table = rec_evaluation.evaluate(data, max_users=max_users or None, profile_weights=weights,
+                                    n_neighbours=n_neighbours, baselines=baselines, progress=_progress())
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "evaluation.csv", index=False)
     rec_evaluation.plot_evaluation(table, out_dir / "evaluation.png")
@@ -149,7 +149,8 @@ def _print_table(table) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    table = run_evaluation(*_input_paths(args), args)
+    table = run_evaluation(*_input_paths(args), args.out_dir, max_users=args.max_users, weights=args.weights,
+                           n_neighbours=args.neighbours, baselines=not args.no_baselines)
     _print_table(table)
     print(f"wrote {Path(args.out_dir) / 'evaluation.csv'} and evaluation.png")
     return 0
@@ -171,10 +172,9 @@ def cmd_demo(args) -> int:
     for user in recommendations["user"].drop_duplicates().head(3):
         top = recommendations[recommendations["user"] == user].head(5)
         print(f"  {user[:10]}...: " + "; ".join(f"{r.artist_name} ({r.source})" for r in top.itertuples()))
-    args.max_users, args.no_baselines = 1000, False
-    args.out_dir, args.neighbours = str(OUT_DIR / "demo"), neighbours.DEFAULT_NEIGHBOURS
-    args.weights = (0.0, neighbours.DEFAULT_PROFILE_WEIGHT, 1.0)
-    _print_table(run_evaluation(plays_path, profiles_path, args, verbose=False))
+    _print_table(run_evaluation(plays_path, profiles_path, OUT_DIR / "demo", max_users=1000,
+                                weights=(0.0, neighbours.DEFAULT_PROFILE_WEIGHT, 1.0),
+                                n_neighbours=neighbours.DEFAULT_NEIGHBOURS, verbose=False))
     return 0
 
 
