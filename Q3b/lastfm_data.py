@@ -154,6 +154,7 @@ def load_plays(path) -> tuple[pd.DataFrame, LoadReport]:
     _, first_row = np.unique(artist.codes, return_index=True)
     mbid = _categorical(table["artist_mbid"].take(pa.array(first_row)))
     name = _categorical(table["artist_name"].take(pa.array(first_row)))
+    del table, key, no_mbid  # the string table is GBs at full size: free it before the group-by
     summed = frame.groupby(["u", "a"], sort=False, observed=True)["plays"].sum()
     report.add_note("duplicate (user, artist) rows summed", len(frame) - len(summed))
     u_codes = summed.index.get_level_values(0).to_numpy(np.int32)
@@ -163,7 +164,7 @@ def load_plays(path) -> tuple[pd.DataFrame, LoadReport]:
         "artist": pd.Categorical.from_codes(a_codes, artist.categories),
         "artist_mbid": pd.Categorical.from_codes(mbid.codes[a_codes], mbid.categories),
         "artist_name": pd.Categorical.from_codes(name.codes[a_codes], name.categories),
-        "plays": np.minimum(summed.to_numpy(), np.iinfo(np.int32).max).astype(np.int32),
+        "plays": np.minimum(summed.to_numpy(np.int64), np.iinfo(np.int32).max).astype(np.int32),
     })
     report.rows_kept = len(frame)
     return plays, report
