@@ -10,8 +10,8 @@ Scaling: for up to :data:`EXACT_MAX_USERS` users the similarities are computed e
 dense BLAS product for the profile block plus a sparse product for the plays block, then top-k selection).
 Above that an exact all-pairs product is out of reach (the plays block alone costs the sum over artists of
 listeners squared, an estimated ~1e11 operations on the real data), so candidates come from a faiss IVF
-inner-product index on a dense embedding (exact profile block + 32-dimension truncated SVD of the plays block) and are re-ranked with
-the exact similarity. Cold start: users without plays get their country's most popular artists, else global ones.
+inner-product index on a dense embedding (exact profile block + 32-dimension truncated SVD of the plays
+block) and are re-ranked with the exact similarity. Cold start: users without plays get their country's most popular artists, else global ones.
 """
 from __future__ import annotations
 
