@@ -4,7 +4,8 @@ Protocol: for every user with at least ``min_artists`` artists, a fixed-seed ran
 least one) is hidden; models see the rest and recommend 10 artists not in it. Metrics follow the usual top-k
 definitions (as in ``implicit.evaluation``): precision@k = hits / k; recall@k = hits / |hidden|; NDCG@k with
 binary gains and log2 discounts, normalised by the ideal ordering of min(k, |hidden|) hits; MAP@k = mean over
-users of sum_{r: hit} precision@r / min(k, |hidden|); catalogue coverage = distinct recommended artists / artists in the catalogue.
+users of sum_{r: hit} precision@r / min(k, |hidden|); catalogue coverage = distinct recommended artists /
+artists in the catalogue.
 Baselines: global popularity, country popularity, implicit's AlternatingLeastSquares (Hu, Koren, Volinsky 2008)
 on BM25-weighted plays, and implicit's item-item BM25Recommender.
 """
