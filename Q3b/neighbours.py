@@ -30,6 +30,8 @@ DEFAULT_PROFILE_WEIGHT = 0.03
 DEFAULT_NEIGHBOURS = 50
 EXACT_MAX_USERS = 60_000
 FALLBACK_SIZE = 100
+ANN_COMPONENTS = 32  # SVD dimensions of the plays block in the faiss embedding
+ANN_PROBE_SHARE = 1 / 64  # share of the IVF lists searched per query
 
 
 @dataclass
@@ -184,7 +186,7 @@ def _ann_neighbours(dense, plays, query, k, n_candidates, random_state, progress
     import faiss
     from sklearn.decomposition import TruncatedSVD
 
-    n_components = min(32, plays.shape[1] - 1)
+    n_components = min(ANN_COMPONENTS, plays.shape[1] - 1)
     svd = TruncatedSVD(n_components, n_iter=2, random_state=random_state)
     embedding = np.hstack([dense, svd.fit_transform(plays).astype(np.float32)]).astype(np.float32)
     n, dim = embedding.shape
@@ -194,7 +196,7 @@ def _ann_neighbours(dense, plays, query, k, n_candidates, random_state, progress
     rng = np.random.default_rng(random_state)
     index.train(embedding[rng.choice(n, min(n, 50 * n_lists), replace=False)])
     index.add(embedding)
-    index.nprobe = max(8, n_lists // 64)  # ~1.5% of the lists at full scale: faiss recall is measured, not assumed
+    index.nprobe = max(8, int(n_lists * ANN_PROBE_SHARE))  # recall is measured by the benchmark, not assumed
     idx = np.empty((len(query), k), np.int32)
     sim = np.empty((len(query), k), np.float32)
     batch = 20_000
