@@ -15,7 +15,7 @@ BASE = dt.datetime(2017, 4, 1)
 # Whole-hour, half-hour and +14h offsets; none has a DST change at local midnight (see README limitations).
 ZONES = ["UTC", "Asia/Hong_Kong", "America/New_York", "Australia/Adelaide", "Pacific/Kiritimati", "Asia/Kathmandu"]
 NAMES = ["FIRST_INSTALL", "FIRST_INSTALL", "APP_OPEN", "A"]
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
