@@ -20,6 +20,7 @@ import gzip
 import io
 import re
 import sys
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator, Optional
@@ -187,8 +188,14 @@ def url_paths(targets: pa.Array) -> pa.Array:
 
     Regexes on pyarrow binary arrays work byte by byte, so non-UTF-8 bytes (Big5 paths) pass through unchanged.
     """
-    paths = pc.replace_substring_regex(targets, r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*", b"")
-    return pc.replace_substring_regex(paths, r"[?#][\x00-\xff]*$", b"")
+    # The regex replacements copy every value; CDN logs usually hold bare paths without query, so a plain
+    # substring search first skips them when nothing would be replaced.
+    paths = targets
+    if pc.any(pc.match_substring(targets, "://")).as_py():
+        paths = pc.replace_substring_regex(paths, r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*", b"")
+    if pc.any(pc.or_(pc.match_substring(paths, "?"), pc.match_substring(paths, "#"))).as_py():
+        paths = pc.replace_substring_regex(paths, r"[?#][\x00-\xff]*$", b"")
+    return paths
 
 
 def percent_decode(paths: pa.Array, where: Optional[pa.Array] = None) -> pa.Array:
@@ -240,7 +247,7 @@ def select_requests(records: pa.Table, query: BytesQuery) -> pa.Table:
     wanted = query.wanted_extensions()
     days = local_days(records, query.tz)
     in_range = pc.and_(pc.greater_equal(days, query.start.isoformat()), pc.less_equal(days, query.end.isoformat()))
-    kept = records.append_column("local_day", days).filter(in_range)
+    kept = records.select(["target", "bytes", "bytes_missing"]).append_column("local_day", days).filter(in_range)
     kept = kept.filter(_may_match(kept.column("target").combine_chunks(), wanted))
     paths = url_paths(kept.column("target").combine_chunks())
     exts = url_extensions(paths)
@@ -286,10 +293,10 @@ def open_log(source: str) -> tuple:
     return peekable, peekable
 
 
-def iter_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+def iter_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE, source: str = "input") -> Iterator[bytes]:
     """Blocks of whole lines (the last may lack '\\n'); a UTF-8 byte-order mark at the very start is dropped.
 
-    Raises LogInputError when a gzip stream is corrupt or truncated.
+    Raises LogInputError naming ``source`` when a gzip stream is corrupt or truncated.
     """
     first = True
     while True:
@@ -297,8 +304,8 @@ def iter_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE) -> Iterator[byte
             block = stream.read(block_size)
             if block and not block.endswith(b"\n"):
                 block += stream.readline()   # finish the last line: one copy, and only of a partial block
-        except (gzip.BadGzipFile, EOFError, OSError) as error:
-            raise LogInputError(f"cannot read compressed data ({error})") from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+            raise LogInputError(f"{source}: not a valid gzip file ({error})") from None
         if first:
             block, first = block.removeprefix(b"\xef\xbb\xbf"), False
         if not block:
@@ -374,15 +381,13 @@ def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, 
     """
     stream, raw = open_log(source)
     try:
-        blocks = iter_blocks(stream, block_size)
+        blocks = iter_blocks(stream, block_size, source)
         first = next(blocks, b"")
         if not first:   # an empty file (or stdin) is zero lines, not an error
             return BytesSummary(files=[FileAccounting(source, format_name or "empty")])
-        name = format_name or log_formats.detect_format(first[:1 << 20].split(b"\n")[:200])
-        if name is None:
-            sample = first.split(b"\n", 1)[0][:120].decode("utf-8", "backslashreplace")
-            raise LogInputError(f"cannot tell the log format from the first lines (first line: {sample!r}); "
-                                f"pass --format {{{','.join(FORMATS)}}}")
+        sample_lines = first[:1 << 20].split(b"\n")[:200]
+        name = format_name or log_formats.detect_format(sample_lines)
+        check_header(source, sample_lines, name)
         fmt = FORMATS[name]
         accounting = FileAccounting(source, name)
         total = BytesSummary()
@@ -414,6 +419,30 @@ def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, 
             stream.close()
         if raw is not stream and raw is not sys.stdin.buffer:
             raw.close()
+
+
+def check_header(source: str, sample_lines: list, name: Optional[str]) -> None:
+    """Raise LogInputError naming ``source`` when its header lacks a column that format ``name`` needs, or when
+    no format was detected (``name`` None): the first content line, shortened, and the --format hint."""
+    problem = log_formats.header_missing_columns(sample_lines, name)
+    if problem:
+        number, missing, names = problem
+        needed = log_formats.TSV_COLUMNS if missing[0] in log_formats.TSV_COLUMNS else \
+            tuple(log_formats.CLOUDFRONT_COLUMNS.values())
+        raise LogInputError(f"{source}: line {number}: the header has no {' '.join(missing)} column "
+                            f"(it names: {printable(' '.join(names).encode(), 60)}); add the missing column(s) "
+                            f"named exactly {' '.join(needed)}")
+    if name is None:
+        number, text = next(((i, line) for i, line in enumerate(sample_lines, 1) if line.strip()), (1, b""))
+        raise LogInputError(f"{source}: cannot detect the log format from line {number} "
+                            f"(first 80 chars: {printable(text, 80)}); pass --format {{{','.join(sorted(FORMATS))}}}")
+
+
+def printable(line: bytes, width: int) -> str:
+    """``line`` as text: UTF-8, other bytes and control characters escaped, cut to ``width`` characters."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1]
+                   for c in line.rstrip(b"\r\n").decode("utf-8", "backslashreplace"))
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -177,10 +177,12 @@ def reference_scan(raw: bytes, fmt: str, extensions, start: str, end: str) -> di
         if fmt in ("tsv", "cloudfront"):
             names = ("date", "time", "size", "url") if fmt == "tsv" else ("date", "time", "sc-bytes", "cs-uri-stem")
             fields = text.split("\t")
-            idx = [columns.index(n) for n in names]
             parsed = None
-            if len(fields) > max(idx):
-                parsed = (fields[idx[0]], fields[idx[1]], "+0000", fields[idx[2]], fields[idx[3]])
+            # a header line lacking a needed column leaves data lines malformed until the next header
+            if all(n in columns for n in names):
+                idx = [columns.index(n) for n in names]
+                if len(fields) > max(idx):
+                    parsed = (fields[idx[0]], fields[idx[1]], "+0000", fields[idx[2]], fields[idx[3]])
         elif fmt == "clf":
             parsed = parse_clf(text)
         else:
