@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import tempfile
 import warnings
 from unittest import mock
@@ -65,16 +66,28 @@ def choose_target(dsn: str | None, environ: Mapping[str, str] | None = None) -> 
 
 
 def describe_target(dsn: str, environ: Mapping[str, str] | None = None) -> str:
-    """Return ``host=... port=... database=...`` for error messages, filling gaps from ``PG*`` and libpq defaults."""
+    """Return ``HOST:PORT/DATABASE`` for error messages, filling gaps from ``PG*`` and libpq defaults."""
     env = os.environ if environ is None else environ
     try:
         params = psycopg2.extensions.parse_dsn(dsn) if dsn else {}
     except psycopg2.ProgrammingError:
         params = {}
-    host = params.get("host") or env.get("PGHOST") or "localhost (libpq default)"
+    host = params.get("host") or env.get("PGHOST") or "localhost"
     port = params.get("port") or env.get("PGPORT") or "5432"
     database = params.get("dbname") or env.get("PGDATABASE") or params.get("user") or env.get("PGUSER") or "(user name)"
-    return f"host={host} port={port} database={database}"
+    return f"{host}:{port}/{database}"
+
+
+GET_A_SERVER = (f"Start one: omit --dsn/DATABASE_URL/PG* for the embedded server, 'docker compose up -d' "
+                f"(then DATABASE_URL={DOCKER_COMPOSE_URL}), or set DATABASE_URL to your own server.")
+
+
+def short_reason(exc: Exception) -> str:
+    """The gist of a libpq error on one short line: ``connection refused``, ``database "x" does not exist``..."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    reason = first.rsplit(" failed: ", 1)[-1]  # 'connection to server at "h", port 1 failed: Connection refused'
+    reason = re.sub(r"^(FATAL|ERROR):\s*", "", reason).rstrip(".")
+    return reason[:1].lower() + reason[1:]
 
 
 def connect(target: ServerTarget) -> psycopg2.extensions.connection:
@@ -83,17 +96,19 @@ def connect(target: ServerTarget) -> psycopg2.extensions.connection:
     Raises
     ------
     ServerUnavailable
-        Server unreachable, unknown database or bad credentials.
+        Unparsable DSN, server unreachable, unknown database or bad credentials.
     """
     try:
         return psycopg2.connect(target.dsn, connect_timeout=10)
-    except psycopg2.OperationalError as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+    except psycopg2.ProgrammingError as exc:  # libpq could not parse the DSN: nothing was contacted
         raise ServerUnavailable(
-            f"cannot connect to PostgreSQL at {describe_target(target.dsn)} (from {target.source}): {reason}. "
-            f"Get a server one of three ways: unset DATABASE_URL/PG* and pass no --dsn to use the embedded server; "
-            f"run `docker compose up -d` and set DATABASE_URL={DOCKER_COMPOSE_URL}; "
-            f"or set DATABASE_URL (or --dsn) to your own server."
+            f"invalid PostgreSQL DSN from {target.source} ({short_reason(exc).removeprefix('invalid dsn: ')}): use "
+            f"'postgresql://user:password@host:5432/db' or 'host=... port=... dbname=...'. {GET_A_SERVER}"
+        ) from None
+    except psycopg2.OperationalError as exc:
+        raise ServerUnavailable(
+            f"cannot connect to PostgreSQL at {describe_target(target.dsn)} ({short_reason(exc)}; from "
+            f"{target.source}). {GET_A_SERVER}"
         ) from None
 
 

@@ -77,11 +77,31 @@ def test_hostile_table_name_is_refused_and_nothing_runs(conn, table_name, pg_dsn
     assert _table_exists(conn, table_name)
 
 
+def _one_line_error(capsys) -> str:
+    """The single stderr line of a user mistake (no traceback, nothing on stdout)."""
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
 def test_unreachable_server_is_one_line_exit_2(capsys):
     code = q1_cli.main(["--dsn", "postgresql://nobody:secret@127.0.0.1:1/offsite"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1
-    for needed in ("host=127.0.0.1", "port=1", "database=offsite", "embedded", "docker compose up", "DATABASE_URL"):
+    err = _one_line_error(capsys)
+    assert code == 2
+    assert err.startswith("error: cannot connect to PostgreSQL at 127.0.0.1:1/offsite (connection refused; from --dsn). ")
+    assert "Is the server running" not in err and "?." not in err and "\t" not in err
+    for needed in ("embedded", "docker compose up -d", "DATABASE_URL"):
+        assert needed in err
+
+
+def test_invalid_dsn_is_one_line_exit_2(capsys):
+    code = q1_cli.main(["--dsn", "not a dsn"])
+    err = _one_line_error(capsys)
+    assert code == 2
+    assert err.startswith('error: invalid PostgreSQL DSN from --dsn (missing "=" after "not"')
+    for needed in ("postgresql://user:password@host:5432/db", "embedded", "docker compose up -d", "DATABASE_URL"):
         assert needed in err
 
 
