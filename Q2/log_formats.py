@@ -520,9 +520,9 @@ def detect_format(sample_lines) -> Optional[str]:
 
 
 def header_missing_columns(sample_lines, name: Optional[str]) -> Optional[tuple]:
-    """(line number from 1, missing column names, header names) when the first header line of a file lacks a column
-    that format ``name`` needs (None: whichever of tsv/cloudfront the header is for); None when there is no such
-    problem.
+    """(line number from 1, missing column names, header names, needed names) when the first header line of a
+    file lacks a column that format ``name`` needs (None: whichever of tsv/cloudfront the header is for); None
+    when there is no such problem.
 
     A tsv header is a first content line starting with a letter, tab-separated, naming at least one of the tsv
     columns (all of them with ``name == 'tsv'``); a cloudfront header is the first ``#Fields:`` line.
@@ -534,13 +534,13 @@ def header_missing_columns(sample_lines, name: Optional[str]) -> Optional[tuple]
         if text.startswith(b"#Fields:") and name in (None, "cloudfront"):
             names = text[len(b"#Fields:"):].decode("utf-8", "replace").split()
             missing = [c for c in CLOUDFRONT_COLUMNS.values() if c not in names]
-            return (number, missing, names) if missing else None
+            return (number, missing, names, tuple(CLOUDFRONT_COLUMNS.values())) if missing else None
         if text.startswith(b"#"):
             continue
         if name in (None, "tsv") and b"\t" in text and text[:1].isalpha():
             names = [n.strip().lower() for n in text.decode("utf-8", "replace").split("\t")]
             missing = [c for c in TSV_COLUMNS if c not in names]
             if missing and (name == "tsv" or len(missing) < len(TSV_COLUMNS)):
-                return number, missing, names
+                return number, missing, names, TSV_COLUMNS
         return None
     return None

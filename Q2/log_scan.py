@@ -426,9 +426,7 @@ def check_header(source: str, sample_lines: list, name: Optional[str]) -> None:
     no format was detected (``name`` None): the first content line, shortened, and the --format hint."""
     problem = log_formats.header_missing_columns(sample_lines, name)
     if problem:
-        number, missing, names = problem
-        needed = log_formats.TSV_COLUMNS if missing[0] in log_formats.TSV_COLUMNS else \
-            tuple(log_formats.CLOUDFRONT_COLUMNS.values())
+        number, missing, names, needed = problem
         raise LogInputError(f"{source}: line {number}: the header has no {' '.join(missing)} column "
                             f"(it names: {printable(' '.join(names).encode(), 60)}); add the missing column(s) "
                             f"named exactly {' '.join(needed)}")

@@ -1,0 +1,73 @@
+"""User mistakes: exit code 2, exactly one line on stderr naming the file/option and the fix, no traceback."""
+import gzip
+import os
+import sys
+
+import pytest
+
+import raw_data_analytics
+
+CLF_LINE = b'1.2.3.4 - - [24/Aug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 5\n'
+
+
+def cli(args, capsys):
+    try:
+        code = raw_data_analytics.main([str(a) for a in args])
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(args, capsys, *needles):
+    code, out, err = cli(args, capsys)
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err.strip()
+
+
+def _gzip_cases(tmp_path):
+    good = gzip.compress(CLF_LINE * 200)
+    cases = {
+        "junk.gz": b"\x1f\x8b" + b"junk" * 10,                                  # magic, then junk
+        "badblock.gz": good[:10] + b"garbage garbage garbage garbage",         # valid header, corrupt deflate data
+        "truncated.gz": good[: len(good) // 2],                                 # cut in the middle
+        "no_gz_suffix.log": b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + os.urandom(64),
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    return [tmp_path / name for name in cases]
+
+
+def test_corrupt_or_truncated_gzip_names_the_file(tmp_path, capsys):
+    for path in _gzip_cases(tmp_path):
+        err = one_line_error([path], capsys, f"{path}: not a valid gzip file (")
+
+
+@pytest.mark.parametrize("content, shown", [
+    (b"# offsite-test\n\nSome README text\n", "line 1 (first 80 chars: # offsite-test)"),
+    (b"\n\n" + bytes(range(1, 256)) * 4 + b"\n", "line 3 (first 80 chars: \\x01\\x02"),
+])
+def test_undetectable_format_names_file_line_and_short_sample(tmp_path, capsys, content, shown):
+    path = tmp_path / "mystery.log"
+    path.write_bytes(content)
+    err = one_line_error([path], capsys, f"{path}: cannot detect the log format from ", shown,
+                         "; pass --format {clf,cloudfront,s3,tsv}")
+    sample = err.split("first 80 chars: ", 1)[1].split("); pass --format", 1)[0]
+    assert len(sample) <= 80
+
+
+@pytest.mark.parametrize("fmt", [[], ["--format", "tsv"]])
+def test_tsv_header_without_a_needed_column(tmp_path, capsys, fmt):
+    path = tmp_path / "nourl.tsv"
+    path.write_bytes(b"date\ttime\tsize\tpath\n2017-08-24\t10:00:00\t5\t/a.jpg\n")
+    one_line_error([path, *fmt], capsys, f"{path}: line 1: the header has no url column", "date time size url")
+
+
+def test_cloudfront_fields_line_without_a_needed_column(tmp_path, capsys):
+    path = tmp_path / "cf.log"
+    path.write_bytes(b"#Version: 1.0\n#Fields: date time sc-bytes x-edge-location\n"
+                     b"2017-08-24\t10:00:00\t5\tHKG\n")
+    one_line_error([path], capsys, f"{path}: line 2: the header has no cs-uri-stem column")
