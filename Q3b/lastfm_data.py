@@ -13,6 +13,8 @@ in the returned :class:`LoadReport` by reason and left out, never dropped silent
 """
 from __future__ import annotations
 
+import codecs
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +83,10 @@ def _read_tsv(path, columns, report: LoadReport) -> pa.Table:
         bad_lines.append(row.number)
         return "skip"
 
+    decode_errors = []
+    hook = sys.unraisablehook  # pyarrow decodes a bad row for the handler; undecodable bytes surface only here
+    sys.unraisablehook = lambda unraisable: (decode_errors.append(unraisable.exc_value)
+                                             if isinstance(unraisable.exc_value, UnicodeDecodeError) else hook(unraisable))
     try:
         table = pacsv.read_csv(
             path,
@@ -91,7 +97,15 @@ def _read_tsv(path, columns, report: LoadReport) -> pa.Table:
             ),
         )
     except pa.ArrowInvalid as exc:  # e.g. invalid UTF-8: a user mistake about the file, reported in one line
-        raise ValueError(f"{path}: cannot be read as tab-separated UTF-8 ({str(exc).splitlines()[0]})") from None
+        line = first_non_utf8_line(path)
+        if line is not None:
+            raise ValueError(f"{path}: not UTF-8 text at line {line}; the Last.fm files are UTF-8") from None
+        detail = str(exc).splitlines()[0].encode("ascii", "backslashreplace").decode("ascii")[:200]
+        raise ValueError(f"{path}: cannot be read as tab-separated UTF-8 ({detail})") from None
+    finally:
+        sys.unraisablehook = hook
+    if decode_errors:  # a skipped row was undecodable: the file is not UTF-8 text
+        raise ValueError(f"{path}: not UTF-8 text at line {first_non_utf8_line(path)}; the Last.fm files are UTF-8")
     report.add_malformed(f"not {len(columns)} tab-separated fields", len(bad_lines),
                          sorted(x for x in bad_lines if x is not None)[:5])
     report.rows_read = table.num_rows + len(bad_lines)
@@ -99,6 +113,24 @@ def _read_tsv(path, columns, report: LoadReport) -> pa.Table:
     # mixes). Trimming only that column avoids a second copy of the whole table (GBs at full size).
     last = columns[-1]
     return table.set_column(len(columns) - 1, last, pc.utf8_trim(table[last], "\r"))
+
+
+def first_non_utf8_line(path, chunk_size: int = 16 << 20) -> int | None:
+    """1-based number of the first line of ``path`` that is not valid UTF-8, or None if the whole file is."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(chunk_size)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                # err.start indexes the pending bytes (at most 3 carried over) plus this chunk
+                offset = max(0, err.start - (len(err.object) - len(chunk)))
+                return newlines + chunk[:offset].count(b"\n") + 1
+            if not chunk:
+                return None
+            newlines += chunk.count(b"\n")
 
 
 def _drop_rows(table: pa.Table, bad, reason: str, report: LoadReport) -> pa.Table:

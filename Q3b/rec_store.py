@@ -81,6 +81,10 @@ class StoreBusyError(RuntimeError):
     """Another batch or rollback holds the store's writer lock."""
 
 
+class StoreUnreachableError(ConnectionError):
+    """The PostgreSQL server of a store URL cannot be reached; the message names host, port and database."""
+
+
 def country_key(country: str | None) -> str:
     """Lookup key of a country name: stripped and case-folded; ``None`` or '' give '' (the global list)."""
     return (country or "").strip().casefold()
@@ -277,6 +281,8 @@ class RecStore:
         else:  # readers (the API) never take a write lock; they only check that this is a store
             try:
                 self._read_one("SELECT COUNT(*) FROM rec_current", ())
+            except StoreUnreachableError:
+                raise
             except Exception as err:  # sqlite3 / psycopg2 errors share no base class
                 raise ValueError(f"{url} is not a recommendation store (no rec_current table): {err}") from None
 
@@ -521,7 +527,10 @@ class PostgresStore(RecStore):
     def _connect(self):
         import psycopg2
 
-        conn = psycopg2.connect(self.url)
+        try:
+            conn = psycopg2.connect(self.url)
+        except psycopg2.OperationalError as err:
+            raise StoreUnreachableError(_unreachable_message(self.url, err)) from None
         conn.autocommit = True  # BEGIN/COMMIT are explicit, single reads need no transaction
         return conn
 
@@ -556,6 +565,19 @@ class PostgresStore(RecStore):
             cur.close()
 
 
+def _unreachable_message(url: str, err: Exception) -> str:
+    """One line naming host, port and database of a PostgreSQL URL (never its password) and the fix."""
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        dsn = parse_dsn(url)
+    except Exception:  # noqa: BLE001 -- a malformed URL: psycopg2's own message says what is wrong
+        dsn = {}
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return (f"cannot connect to PostgreSQL at host {dsn.get('host', 'localhost')} port {dsn.get('port', '5432')} "
+            f"database {dsn.get('dbname', '?')} ({reason}); start the server or fix the store URL")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -568,7 +590,7 @@ def open_store(url: str, *, create: bool = True) -> RecStore:
     Without ``create`` nothing is written (what the API wants): the store must already exist.  Raises ValueError
     for any other scheme, an in-memory SQLite database, or (without ``create``) a database without the store's
     tables; FileNotFoundError when ``create`` is False and the SQLite file does not exist; and
-    psycopg2.OperationalError when PostgreSQL cannot be reached.
+    StoreUnreachableError when PostgreSQL cannot be reached.
     """
     if not isinstance(url, str):
         raise ValueError(f"store URL must be a string, got {type(url).__name__}")

@@ -10,6 +10,7 @@ Only argument parsing, printing and exit codes live here; the work is in lastfm_
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,8 +28,18 @@ DEMO_USERS = 3000
 REFERENCE_PROFILES = HERE.parent.parent / "shared" / "data" / "lastfm" / "profile_sample.tsv"
 
 
+TABLE_SUFFIXES = (".parquet", ".tsv", ".txt")
+
+
 class UserError(Exception):
     """A mistake in the command line or the input files: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse printing one line instead of the usage block for a bad command line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _progress() -> bool:
@@ -59,16 +70,29 @@ def load_inputs(plays_path, profiles_path, verbose: bool = True):
     return plays, profiles
 
 
-def _write_table(frame, path: Path, force: bool) -> None:
+def check_output(path: Path, force: bool, suffixes=TABLE_SUFFIXES) -> None:
+    """Before any long work: ``path`` must have an allowed suffix, not be a folder, be writable, and not exist
+    unless ``force``. Raises UserError."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give a file name ending in {' or '.join(suffixes)}")
+    if path.suffix not in suffixes:
+        raise UserError(f"{path}: unknown output type; use a name ending in {' or '.join(suffixes)}")
     if path.exists() and not force:
         raise UserError(f"{path}: exists; pass --force to overwrite it")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: cannot write into {folder}; choose an output in a writable folder")
+
+
+def _write_table(frame, path: Path, force: bool) -> None:
+    check_output(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
-    elif path.suffix in (".tsv", ".txt"):
-        frame.to_csv(path, sep="\t", index=False)
     else:
-        raise UserError(f"{path}: unknown output type; use a .parquet or .tsv name")
+        frame.to_csv(path, sep="\t", index=False)
 
 
 def _recommend_options(args) -> dict:
@@ -94,8 +118,7 @@ def cmd_batch(args) -> int:
     out = Path(args.out)
     fallback_out = out.with_name(f"{out.stem}_fallbacks{out.suffix}")
     for path in (out, fallback_out):
-        if path.exists() and not args.force:
-            raise UserError(f"{path}: exists; pass --force to overwrite it")
+        check_output(path, args.force)
     store = None
     if args.store:
         try:
@@ -104,7 +127,9 @@ def cmd_batch(args) -> int:
             raise UserError("--store needs Q3b/rec_store.py, which is not available in this checkout") from None
         try:
             store = rec_store.open_store(args.store)
-        except ValueError as exc:
+        except rec_store.StoreUnreachableError as exc:
+            raise UserError(f"--store: {exc}") from None
+        except (ValueError, OSError) as exc:
             raise UserError(f"--store {args.store}: {exc}") from None
     start = time.perf_counter()
     plays, profiles = load_inputs(*_input_paths(args))
@@ -124,19 +149,26 @@ def cmd_batch(args) -> int:
     return 0
 
 
+EVALUATION_FILES = ("evaluation.csv", "evaluation.png")
+
+
 def run_evaluation(plays_path, profiles_path, out_dir, *, max_users, weights, n_neighbours, baselines=True,
-                   verbose=True):
-    """Load, evaluate (rec_evaluation.evaluate), write evaluation.csv + evaluation.png into out_dir; the table."""
+                   verbose=True, force=False):
+    """Load, evaluate (rec_evaluation.evaluate), write evaluation.csv + evaluation.png into out_dir; the table.
+
+    Existing outputs are refused (UserError, before any work) unless ``force``."""
     import rec_evaluation
 
+    for name in EVALUATION_FILES:
+        check_output(Path(out_dir) / name, force, suffixes=(Path(name).suffix,))
     plays, profiles = load_inputs(plays_path, profiles_path, verbose)
     data = neighbours.build_user_artist_data(plays, profiles)
     table = rec_evaluation.evaluate(data, max_users=max_users or None, profile_weights=weights,
                                     n_neighbours=n_neighbours, baselines=baselines, progress=_progress())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "evaluation.csv", index=False)
-    rec_evaluation.plot_evaluation(table, out_dir / "evaluation.png")
+    table.to_csv(out_dir / EVALUATION_FILES[0], index=False)
+    rec_evaluation.plot_evaluation(table, out_dir / EVALUATION_FILES[1])
     return table
 
 
@@ -150,7 +182,7 @@ def _print_table(table) -> None:
 
 def cmd_evaluate(args) -> int:
     table = run_evaluation(*_input_paths(args), args.out_dir, max_users=args.max_users, weights=args.weights,
-                           n_neighbours=args.neighbours, baselines=not args.no_baselines)
+                           n_neighbours=args.neighbours, baselines=not args.no_baselines, force=args.force)
     _print_table(table)
     print(f"wrote {Path(args.out_dir) / 'evaluation.csv'} and evaluation.png")
     return 0
@@ -174,7 +206,8 @@ def cmd_demo(args) -> int:
         print(f"  {user[:10]}...: " + "; ".join(f"{r.artist_name} ({r.source})" for r in top.itertuples()))
     _print_table(run_evaluation(plays_path, profiles_path, OUT_DIR / "demo", max_users=1000,
                                 weights=(0.0, neighbours.DEFAULT_PROFILE_WEIGHT, 1.0),
-                                n_neighbours=neighbours.DEFAULT_NEIGHBOURS, verbose=False))
+                                n_neighbours=neighbours.DEFAULT_NEIGHBOURS, verbose=False, force=True))
+    print(f"wrote {OUT_DIR / 'demo'}/evaluation.csv and evaluation.png (scratch output, replaced on every demo run)")
     return 0
 
 
@@ -185,12 +218,25 @@ def _weights(text: str):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recommender.py", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="recommender.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write look-alike Last.fm 360K files")
-    gen.add_argument("--users", type=int, default=DEMO_USERS, help="number of users (full size: 359347)")
+    gen.add_argument("--users", type=_int_at_least(1), default=DEMO_USERS, help="number of users (full size: 359347)")
     gen.add_argument("--out-dir", default=str(DATA_DIR / "generated"))
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--reference", default=str(REFERENCE_PROFILES),
@@ -202,11 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", default=str(DATA_DIR / "generated"), help="folder with both Last.fm files")
         p.add_argument("--plays", help=f"plays file (default: DATA_DIR/{lastfm_data.PLAYS_FILE})")
         p.add_argument("--profiles", help=f"profile file (default: DATA_DIR/{lastfm_data.PROFILES_FILE})")
-        p.add_argument("--neighbours", type=int, default=neighbours.DEFAULT_NEIGHBOURS, help="k nearest users")
+        p.add_argument("--neighbours", type=_int_at_least(1), default=neighbours.DEFAULT_NEIGHBOURS, help="k nearest users")
 
     batch = sub.add_parser("batch", help="top-n artists for every user, written as Parquet or TSV")
     inputs(batch)
-    batch.add_argument("-n", type=int, default=20, help="artists per user")
+    batch.add_argument("-n", type=_int_at_least(1), default=20, help="artists per user")
     batch.add_argument("--out", default=str(OUT_DIR / "recommendations.parquet"),
                        help="output (.parquet or .tsv); fallbacks go to <name>_fallbacks.<ext>")
     batch.add_argument("--store", help="also write a version into this rec_store URL")
@@ -217,14 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="holdout metrics vs. baselines; table, CSV and PNG")
     inputs(ev)
-    ev.add_argument("--max-users", type=int, default=5000, help="evaluate a fixed sample of users (0: all)")
+    ev.add_argument("--max-users", type=_int_at_least(0), default=5000,
+                    help="evaluate a fixed sample of this many users (0: all users)")
     ev.add_argument("--weights", type=_weights, default=(0.0, 0.01, 0.03, 0.1, 0.3, 1.0),
                     help="profile weights to compare, comma-separated")
     ev.add_argument("--no-baselines", action="store_true")
     ev.add_argument("--out-dir", default=str(OUT_DIR))
+    ev.add_argument("--force", action="store_true", help="overwrite evaluation.csv/.png in --out-dir")
     ev.set_defaults(func=cmd_evaluate)
 
-    demo = sub.add_parser("demo", help="small generated data set: recommendations and evaluation (< 1 min)")
+    demo = sub.add_parser("demo", help="small generated data set: recommendations and evaluation (< 1 min); "
+                                                "replaces its scratch output Q3b/out/demo on every run")
     demo.set_defaults(func=cmd_demo)
     return parser
 
