@@ -1,6 +1,7 @@
 """Presentation of the cohort retention table: text, CSV and a PNG heatmap."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +10,40 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+
+REPORT_FILES = ("retention_table.csv", "retention_heatmap.png")
+
+
+class ReportOutputError(ValueError):
+    """The ``--report`` files cannot be written where asked; ``str(exc)`` is one line naming the path and the fix."""
+
+
+def report_paths(out_dir: Path, overwrite: bool = False) -> tuple[Path, Path]:
+    """Check, before any work, that the report files can be written in ``out_dir``; return ``(csv, png)`` paths.
+
+    ``out_dir`` may not exist yet (it is created when writing), but its nearest existing ancestor must be a
+    writable folder. An existing report file is only replaced with ``overwrite``.
+
+    Raises
+    ------
+    ReportOutputError
+        ``out_dir`` (or an ancestor) is a file, the folder is not writable, a report path is a folder, or a
+        report file exists and ``overwrite`` is false.
+    """
+    out_dir = Path(out_dir)
+    existing = next(folder for folder in (out_dir, *out_dir.absolute().parents) if folder.exists())
+    if not existing.is_dir():
+        raise ReportOutputError(f"--out {out_dir}: {existing} is a file, not a folder; pass --out with a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ReportOutputError(f"--out {out_dir}: folder {existing} is not writable; pass --out with a writable folder")
+    paths = tuple(out_dir / name for name in REPORT_FILES)
+    for path in paths:
+        if path.is_dir():
+            raise ReportOutputError(f"--out {out_dir}: {path} is a folder; remove it or choose another --out")
+        if path.exists() and not overwrite:
+            raise ReportOutputError(f"{path} already exists; pass --overwrite to replace it, or choose another --out")
+    return paths
 
 
 def format_retention_table(table: pd.DataFrame) -> str:

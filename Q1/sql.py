@@ -19,7 +19,7 @@ from event_generator import DISTRIBUTIONS, check_generator_arguments, generate_e
 from pg_server import ServerUnavailable, open_connection
 from retention import (DEFAULT_TABLE, EventsTableError, RetentionQuery, RetentionTableQuery, cohort_retention,
                        retention_table)
-from retention_report import format_retention_table, write_retention_heatmap
+from retention_report import ReportOutputError, format_retention_table, report_paths, write_retention_heatmap
 from seed import SeedRefused, seed_events
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -45,6 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     q.add_argument("--list-users", action="store_true", help="also print the retained uids")
     q.add_argument("--json", action="store_true", help="print JSON only (status lines go to stderr)")
     q.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for --report files (default {DEFAULT_OUT})")
+    q.add_argument("--overwrite", action="store_true", help="let --report replace its existing files in --out")
     d = p.add_argument_group("database")
     d.add_argument("--dsn", help="libpq DSN or postgresql:// URL (else DATABASE_URL, PG* env, or embedded server)")
     d.add_argument("--table", default=DEFAULT_TABLE, help=f"events table, name or schema.name (default {DEFAULT_TABLE})")
@@ -103,10 +104,10 @@ def answer_report(conn, args) -> None:
     if args.json:
         print(table.reset_index().astype({"cohort_date": str}).to_json(orient="records"))
         return
+    csv_path, png_path = report_paths(args.out, args.overwrite)  # checked before the work too; files may have appeared
     args.out.mkdir(parents=True, exist_ok=True)
-    csv_path = args.out / "retention_table.csv"
     table.to_csv(csv_path)
-    png_path = write_retention_heatmap(table, args.out / "retention_heatmap.png",
+    png_path = write_retention_heatmap(table, png_path,
                                        f"Day-k retention by install cohort ({args.tz}, table {args.table})")
     print(f"Day-k retention (share of each install cohort active on day k, {args.tz}; blank = beyond the data)")
     print(format_retention_table(table))
@@ -124,6 +125,8 @@ def main(argv=None) -> int:
         # Validate everything before starting a server, so a typo costs no seed.
         RetentionQuery(args.cohort_date, args.window_start, args.window_end, args.tz, args.table)
         RetentionTableQuery(args.days, args.tz, args.table)
+        if args.report and not args.json:
+            report_paths(args.out, args.overwrite)
         if not args.no_seed:
             check_generator_arguments(args.distribution, args.events, args.users, args.start, args.end)
     except ValueError as exc:
@@ -135,7 +138,7 @@ def main(argv=None) -> int:
             if not args.no_seed:
                 seed(conn, args)
             (answer_report if args.report else answer_cohort)(conn, args)
-    except (EventsTableError, ServerUnavailable, SeedRefused) as exc:
+    except (EventsTableError, ServerUnavailable, SeedRefused, ReportOutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except psycopg2.errors.InsufficientPrivilege as exc:

@@ -140,3 +140,44 @@ def test_cli_report_writes_csv_and_png(pg_dsn, table_name, tmp_path, capsys):
     assert (tmp_path / "retention_heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert "day_3" in capsys.readouterr().out
 
+
+
+def test_report_out_is_a_file_is_one_line_exit_2_before_seeding(pg_dsn, conn, table_name, tmp_path, capsys):
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0\n")
+    code = q1_cli.main(["--dsn", pg_dsn, "--table", table_name, "--report", "--out", str(a_file)])
+    err = _one_line_error(capsys)
+    assert code == 2
+    assert err == f"error: --out {a_file}: {a_file} is a file, not a folder; pass --out with a folder"
+    assert a_file.read_text() == "root:x:0:0\n"
+    assert not _table_exists(conn, table_name)  # refused before seeding
+
+
+def test_report_refuses_to_replace_its_files_without_overwrite(pg_dsn, conn, table_name, tmp_path, capsys):
+    argv = ["--dsn", pg_dsn, "--table", table_name, "--report", "--days", "2", "--out", str(tmp_path)]
+    assert q1_cli.main(argv) == 0
+    capsys.readouterr()
+    csv_path, png_path = tmp_path / "retention_table.csv", tmp_path / "retention_heatmap.png"
+    csv_path.write_text("keep me\n")  # a hand-edited result must survive a rerun
+    png_before = png_path.read_bytes()
+
+    assert q1_cli.main(argv) == 2
+    err = _one_line_error(capsys)
+    assert err == (f"error: {csv_path} already exists; pass --overwrite to replace it, or choose another --out")
+    assert csv_path.read_text() == "keep me\n" and png_path.read_bytes() == png_before
+
+    csv_path.unlink()  # only the PNG is left: still refused, naming it
+    assert q1_cli.main(argv) == 2
+    assert _one_line_error(capsys).startswith(f"error: {png_path} already exists; pass --overwrite")
+    assert not csv_path.exists() and png_path.read_bytes() == png_before
+
+    assert q1_cli.main(argv + ["--overwrite"]) == 0
+    assert pd.read_csv(csv_path, index_col="cohort_date").columns[-1] == "day_2"
+    assert q1_cli.main(argv + ["--json"]) == 0  # JSON writes no files, so needs no --overwrite
+
+
+def test_report_existing_file_is_refused_before_seeding(pg_dsn, conn, table_name, tmp_path, capsys):
+    (tmp_path / "retention_heatmap.png").write_bytes(b"mine")
+    code = q1_cli.main(["--dsn", pg_dsn, "--table", table_name, "--report", "--out", str(tmp_path)])
+    assert code == 2 and "--overwrite" in _one_line_error(capsys)
+    assert not _table_exists(conn, table_name) and (tmp_path / "retention_heatmap.png").read_bytes() == b"mine"
