@@ -14,6 +14,7 @@ import glob
 import importlib.abc
 import json
 import os
+import re
 import sys
 import zoneinfo
 from pathlib import Path
@@ -41,13 +42,28 @@ def _zone(text: str) -> str:
     return text
 
 
+def _extension(text: str) -> str:
+    name = text.strip().lstrip(".")
+    if not re.fullmatch(r"[A-Za-z0-9_+\-]{1,32}", name):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file extension (letters, digits, _+- after an optional "
+                                         f"dot, e.g. jpg or .png)")
+    return name
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line ('PROG: error: argument --start: ... (see --help)') instead of the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         description="Total bytes served for files of given types on given days, from access logs "
                     "(formats: " + "; ".join(f"{n}: {f.description}" for n, f in FORMATS.items()) + ").")
     parser.add_argument("logs", nargs="*", metavar="LOG",
                         help="log files, globs, .gz files or '-' for stdin (default: the dummy CDN log)")
-    parser.add_argument("--ext", action="append", metavar="EXT",
+    parser.add_argument("--ext", action="append", metavar="EXT", type=_extension,
                         help="file extension to count, repeatable (default: jpg; jpg also matches jpeg)")
     parser.add_argument("--exact-ext", action="store_true", help="do not treat jpg/jpeg (tif/tiff, ...) as one type")
     parser.add_argument("--start", type=_day, default=dt.date(2017, 8, 24), help="first day, inclusive")
@@ -55,12 +71,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tz", type=_zone, help="take days in this zone instead of the offset written in the log")
     parser.add_argument("--format", choices=sorted(FORMATS), help="skip detection and parse every file as this")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    parser.add_argument("--plot", metavar="FILE.png", help="also write a bar chart of bytes per day")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="also write a bar chart of bytes per day to this .png file (its folder must exist)")
     parser.add_argument("--strict", action="store_true", help="exit with code 1 if any line is malformed")
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace an existing --plot file; with no LOG, rewrite {DUMMY_LOG.name} even if it exists")
     parser.add_argument("--block-size", type=int, default=log_scan.BLOCK_SIZE, help=argparse.SUPPRESS)
     return parser
+
+
+def check_plot_path(path: str, overwrite: bool) -> str:
+    """``path`` if a PNG can be written there: .png suffix, existing writable folder, not a folder itself, and not
+    an existing file unless ``overwrite``. Raises ValueError with the one-line reason and fix otherwise."""
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"--plot {path}: the plot is a PNG image; give a file name ending in .png")
+    if os.path.isdir(path):
+        raise ValueError(f"--plot {path}: is a directory; give a file name ending in .png")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise ValueError(f"--plot {path}: folder {folder} does not exist; create it first (mkdir -p {folder})")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--plot {path}: folder {folder} is not writable; choose another folder")
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(f"--plot {path}: exists; pass --overwrite to replace it")
+    return path
 
 
 def expand_sources(patterns: list) -> list:
@@ -117,13 +151,15 @@ def print_report(summary: log_scan.BytesSummary, query: log_scan.BytesQuery) -> 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        query = log_scan.BytesQuery(tuple(args.ext or ["jpg"]), args.start, args.end, args.exact_ext, args.tz)
-    except ValueError as error:
-        parser.error(str(error))
-    if args.plot and os.path.exists(args.plot) and not args.overwrite:
-        print(f"error: {args.plot} exists; pass --overwrite to replace it", file=sys.stderr)
-        return 2
+    if args.start > args.end:
+        parser.error(f"argument --start: {args.start} is after --end {args.end}; give a start on or before the end")
+    query = log_scan.BytesQuery(tuple(args.ext or ["jpg"]), args.start, args.end, args.exact_ext, args.tz)
+    if args.plot:
+        try:
+            check_plot_path(args.plot, args.overwrite)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     try:
         if args.logs:
             sources = expand_sources(args.logs)
@@ -146,11 +182,18 @@ def main(argv=None) -> int:
             print(f"{f.source}: {f.malformed_lines - len(f.malformed_examples)} more malformed lines",
                   file=sys.stderr)
     if args.plot:
-        log_scan.plot_bytes_per_day(summary, args.plot, f"bytes per day, {'/'.join(query.extensions)}")
+        try:
+            log_scan.plot_bytes_per_day(summary, args.plot, f"bytes per day, {'/'.join(query.extensions)}")
+        except OSError as error:   # checked before the scan; this is the rare case the folder refuses the write
+            print(f"error: --plot {args.plot}: cannot write it ({error.strerror or error}); choose another path",
+                  file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
         print_report(summary, query)
+    if args.plot:   # after the report; on stderr with --json so that stdout stays one JSON object
+        print(f"plot of bytes per day written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return 1 if args.strict and summary.malformed_lines else 0
 
 

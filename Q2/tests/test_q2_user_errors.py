@@ -1,5 +1,6 @@
 """User mistakes: exit code 2, exactly one line on stderr naming the file/option and the fix, no traceback."""
 import gzip
+import json
 import os
 import sys
 
@@ -71,3 +72,63 @@ def test_cloudfront_fields_line_without_a_needed_column(tmp_path, capsys):
     path.write_bytes(b"#Version: 1.0\n#Fields: date time sc-bytes x-edge-location\n"
                      b"2017-08-24\t10:00:00\t5\tHKG\n")
     one_line_error([path], capsys, f"{path}: line 2: the header has no cs-uri-stem column")
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--start", "2017-13-01"], ["error: argument --start: '2017-13-01' is not a date in YYYY-MM-DD form (see --help)"]),
+    (["--start", "2017-08-26", "--end", "2017-08-24"], ["error: argument --start: 2017-08-26 is after --end 2017-08-24"]),
+    (["--tz", "Mars/Olympus"], ["error: argument --tz: 'Mars/Olympus' is not an IANA time zone"]),
+    (["--format", "apache"], ["error: argument --format: invalid choice: 'apache'", "(see --help)"]),
+    (["--ext", ""], ["error: argument --ext: '' is not a file extension"]),
+    (["--ext", "."], ["error: argument --ext: '.' is not a file extension"]),
+    (["--ext", "jpg", "--ext", " "], ["error: argument --ext: ' ' is not a file extension"]),
+])
+def test_argument_errors_are_one_line(args, needles, capsys):
+    err = one_line_error(args, capsys, *needles)
+    assert "usage:" not in err
+
+
+@pytest.fixture
+def tiny_log(tmp_path):
+    path = tmp_path / "tiny.log"
+    path.write_bytes(CLF_LINE)
+    return path
+
+
+def _no_scan(monkeypatch):
+    """Fail the test if the scan starts: path checks must come before the long work."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("scan started before the --plot path was checked")
+    monkeypatch.setattr(raw_data_analytics.log_scan, "scan_log", refuse)
+
+
+@pytest.mark.parametrize("plot, needle", [
+    ("missing_dir/x.png", "folder {tmp}/missing_dir does not exist; create it first"),
+    ("x.txt", "the plot is a PNG image; give a file name ending in .png"),
+    ("noext", "the plot is a PNG image; give a file name ending in .png"),
+    ("adir.png", "is a directory"),
+])
+def test_bad_plot_path_refused_before_scanning(tmp_path, tiny_log, capsys, monkeypatch, plot, needle):
+    (tmp_path / "adir.png").mkdir()
+    _no_scan(monkeypatch)
+    one_line_error([tiny_log, "--plot", tmp_path / plot], capsys, f"--plot {tmp_path / plot}: ",
+                   needle.format(tmp=tmp_path))
+    assert not (tmp_path / "missing_dir").exists() and not (tmp_path / "noext.png").exists()
+    assert not (tmp_path / "x.txt").exists() and not (tmp_path / "noext").exists()
+
+
+def test_existing_plot_is_not_overwritten_and_report_names_it(tmp_path, tiny_log, capsys, monkeypatch):
+    png = tmp_path / "days.png"
+    code, out, err = cli([tiny_log, "--plot", png], capsys)
+    assert code == 0, err
+    assert f"plot of bytes per day written to {png}" in out
+    written = png.read_bytes()
+    assert written[:8] == b"\x89PNG\r\n\x1a\n"
+    png.write_bytes(b"keep me")
+    _no_scan(monkeypatch)
+    one_line_error([tiny_log, "--plot", png], capsys, f"--plot {png}: exists; pass --overwrite to replace it")
+    assert png.read_bytes() == b"keep me"
+    monkeypatch.undo()
+    code, out, err = cli([tiny_log, "--plot", png, "--overwrite", "--json"], capsys)
+    assert code == 0 and json.loads(out)["total_bytes"] == 5 and png.read_bytes()[:4] == b"\x89PNG"
+    assert err == f"plot of bytes per day written to {png}\n"
