@@ -32,9 +32,17 @@ def iso_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``sql.py: error: ... (see --help)``), not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     day = iso_date
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = OneLineErrorParser(prog=Path(__file__).name, description=__doc__.split("\n\n")[0],
+                           formatter_class=argparse.RawTextHelpFormatter)
     q = p.add_argument_group("retention question")
     q.add_argument("--cohort-date", type=day, default=dt.date(2017, 4, 1), help="install day D (default 2017-04-01)")
     q.add_argument("--window-start", type=day, help="first return day, inclusive (default D+1)")

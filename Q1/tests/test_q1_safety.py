@@ -181,3 +181,16 @@ def test_report_existing_file_is_refused_before_seeding(pg_dsn, conn, table_name
     code = q1_cli.main(["--dsn", pg_dsn, "--table", table_name, "--report", "--out", str(tmp_path)])
     assert code == 2 and "--overwrite" in _one_line_error(capsys)
     assert not _table_exists(conn, table_name) and (tmp_path / "retention_heatmap.png").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--cohort-date", "2017-13-01"],
+     "sql.py: error: argument --cohort-date: expected a date as YYYY-MM-DD, got '2017-13-01' (see --help)"),
+    (["--days", "x"], "sql.py: error: argument --days: invalid int value: 'x' (see --help)"),
+    (["--bogus"], "sql.py: error: unrecognized arguments: --bogus (see --help)"),
+])
+def test_argument_errors_are_one_line_exit_2(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exited:
+        q1_cli.main(argv)
+    assert exited.value.code == 2
+    assert _one_line_error(capsys) == expected  # no usage block
