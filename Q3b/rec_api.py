@@ -19,6 +19,7 @@ digits and ``_ . @ -`` starting with a letter or digit is accepted (:data:`USER_
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from datetime import datetime, timezone
@@ -34,6 +35,7 @@ COUNTRY_PATTERN = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
 DEFAULT_N, MAX_N = 10, 100
 DEFAULT_STORE = f"sqlite:///{Path(__file__).resolve().parent / 'data' / 'recs.db'}"
 STORE_ENV = "RECS_STORE"
+STORE_ERROR_EXIT = 4  # gunicorn's APP_LOAD_ERROR: the master stops with "App failed to load" instead of respawning
 
 
 class BadRequest(ValueError):
@@ -102,11 +104,18 @@ def health_body(store: rec_store.RecStore, now: datetime | None = None) -> tuple
 def create_app(store_url: str | None = None) -> Flask:
     """Flask app serving the store at ``store_url``, else $RECS_STORE, else ``sqlite:///<Q3b>/data/recs.db``.
 
-    The store must exist (FileNotFoundError otherwise: run the batch first); connections are opened per worker
-    process and thread on first use, so the app may be created before gunicorn forks.
+    The store must exist and be reachable: otherwise one line ``rec_api: cannot serve <url>: <reason>`` is logged
+    and SystemExit(STORE_ERROR_EXIT) raised (no traceback; gunicorn then stops). Connections are opened per
+    worker process and thread on first use, so the app may be created before gunicorn forks.
     """
     url = store_url or os.environ.get(STORE_ENV) or DEFAULT_STORE
-    store = rec_store.open_store(url, create=False)
+    try:
+        store = rec_store.open_store(url, create=False)
+    except (FileNotFoundError, ValueError, ConnectionError) as err:  # a deployment mistake, not a bug
+        shown = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)  # never log a password
+        logging.getLogger("rec_api").error("rec_api: cannot serve %s: %s (set %s to the store the batch writes)",
+                                           shown, err, STORE_ENV)
+        raise SystemExit(STORE_ERROR_EXIT) from None
     app = Flask(__name__)
     app.json.sort_keys = False
     app.config["RECS_STORE"] = url

@@ -144,8 +144,25 @@ def test_empty_store_answers_503_and_missing_store_fails_at_start(tmp_path, monk
     assert empty.get("/healthz").status_code == 503
     response = empty.get("/users/abc/recommendations")
     assert response.status_code == 503 and "no version" in response.get_json()["error"]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(SystemExit) as exit_info:
         rec_api.create_app(f"sqlite:///{tmp_path / 'missing.db'}")
+    assert exit_info.value.code == rec_api.STORE_ERROR_EXIT
+
+
+def test_gunicorn_without_store_stops_with_one_line_and_no_traceback(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--chdir", str(Q3B), "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--log-level", "warning", "rec_api:create_app()"],
+        env={**os.environ, rec_api.STORE_ENV: "postgresql://u:secret@127.0.0.1:1/x"},
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "secret" not in result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("rec_api:")]
+    assert len(ours) == 1
+    assert "cannot serve postgresql://u:***@127.0.0.1:1/x" in ours[0] and "host 127.0.0.1 port 1 database x" in ours[0]
 
 
 # ------------------------------------------------------------------------------------------------------------
