@@ -183,7 +183,7 @@ def main(argv=None) -> int:
                   file=sys.stderr)
     if args.plot:
         try:
-            log_scan.plot_bytes_per_day(summary, args.plot, f"bytes per day, {'/'.join(query.extensions)}")
+            log_scan.plot_bytes_per_day(summary, args.plot, query)
         except OSError as error:   # checked before the scan; this is the rare case the folder refuses the write
             print(f"error: --plot {args.plot}: cannot write it ({error.strerror or error}); choose another path",
                   file=sys.stderr)

@@ -132,3 +132,43 @@ def test_existing_plot_is_not_overwritten_and_report_names_it(tmp_path, tiny_log
     code, out, err = cli([tiny_log, "--plot", png, "--overwrite", "--json"], capsys)
     assert code == 0 and json.loads(out)["total_bytes"] == 5 and png.read_bytes()[:4] == b"\x89PNG"
     assert err == f"plot of bytes per day written to {png}\n"
+
+
+def _drawn_figure(monkeypatch, tmp_path, summary, query):
+    """Run plot_bytes_per_day and return its figure (captured at savefig) and the written file."""
+    import matplotlib.figure
+    captured = {}
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        captured["fig"] = fig
+        return real_savefig(fig, *args, **kwargs)
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    png = tmp_path / "days.png"
+    raw_data_analytics.log_scan.plot_bytes_per_day(summary, str(png), query)
+    return captured["fig"], png
+
+
+def test_plot_has_every_day_of_the_range_on_a_date_axis(tmp_path, monkeypatch):
+    import datetime as dt
+    import matplotlib.dates as mdates
+    log_scan = raw_data_analytics.log_scan
+    summary = log_scan.BytesSummary(total_bytes=3 * 2 ** 20, requests=2)
+    summary.by_day["2017-08-24"] = [2 ** 20, 1]
+    summary.by_day["2017-08-26"] = [2 * 2 ** 20, 1]
+    query = log_scan.BytesQuery(("jpg",), dt.date(2017, 8, 23), dt.date(2017, 8, 27), tz="Asia/Hong_Kong")
+    fig, png = _drawn_figure(monkeypatch, tmp_path, summary, query)
+    ax = fig.axes[0]
+    bars = sorted((mdates.num2date(p.get_x() + p.get_width() / 2).date(), p.get_height()) for p in ax.patches)
+    assert bars == [(dt.date(2017, 8, 23 + i), mib) for i, mib in enumerate([0, 1, 0, 2, 0])]
+    assert "2017-08-23 to 2017-08-27" in ax.get_title() and ".jpg" in ax.get_title()
+    assert "Asia/Hong_Kong" in ax.get_title() and ax.get_ylim()[0] == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matching_requests_says_so(tmp_path, monkeypatch):
+    log_scan = raw_data_analytics.log_scan
+    fig, _png = _drawn_figure(monkeypatch, tmp_path, log_scan.BytesSummary(), log_scan.BytesQuery(("gif",)))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["no matching requests"]
+    assert ax.get_ylim()[0] == 0 and all(p.get_height() == 0 for p in ax.patches)
