@@ -166,8 +166,8 @@ def main(argv=None) -> int:
         else:
             if args.overwrite or not DUMMY_LOG.exists():
                 dummy_log.write_dummy_cdn_log(DUMMY_LOG, overwrite=args.overwrite)
-                print(f"wrote the dummy CDN log to {DUMMY_LOG}", file=sys.stderr)
-            sources = [str(DUMMY_LOG)]
+                print(f"wrote the dummy CDN log to {os.path.relpath(DUMMY_LOG)}", file=sys.stderr)
+            sources = [os.path.relpath(DUMMY_LOG)]   # shown in the report: relative, like the paths users type
         summary = log_scan.BytesSummary()
         for source in sources:
             with _progress_bar(source) as bar:

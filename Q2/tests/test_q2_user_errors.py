@@ -172,3 +172,13 @@ def test_plot_without_matching_requests_says_so(tmp_path, monkeypatch):
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.texts] == ["no matching requests"]
     assert ax.get_ylim()[0] == 0 and all(p.get_height() == 0 for p in ax.patches)
+
+
+def test_default_dummy_log_is_reported_with_a_relative_path(capsys, monkeypatch):
+    repo = raw_data_analytics.DUMMY_LOG.parents[2]
+    if not raw_data_analytics.DUMMY_LOG.exists():
+        pytest.skip("the dummy log is only written by a run without LOG")
+    monkeypatch.chdir(repo)
+    code, out, err = cli(["--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["files"][0]["source"] == "Q2/data/dummy_cdn.log"
