@@ -54,20 +54,36 @@ def format_retention_table(table: pd.DataFrame) -> str:
     return shown.to_string()
 
 
+def colour_scale_max(table: pd.DataFrame) -> float:
+    """Top of the heatmap's colour scale, in percent: the largest share on days >= 1.
+
+    Day 0 is 100% by construction and would otherwise squeeze every later day into the dark end of the scale;
+    it is still drawn, at the top colour. Falls back to 100 when there is no finite day >= 1 share.
+    """
+    later = table.drop(columns=["cohort_size", "day_0"], errors="ignore").to_numpy(dtype=float)
+    later = later[np.isfinite(later)]
+    return float(100 * later.max()) if later.size and later.max() > 0 else 100.0
+
+
 def write_retention_heatmap(table: pd.DataFrame, path: Path, title: str) -> Path:
-    """Draw the day-k shares as a heatmap (cohorts down, day k across, empty cells left white); return ``path``."""
+    """Draw the day-k shares as a heatmap (cohorts down, day k across, empty cells left white); return ``path``.
+
+    The colour scale spans 0 to the largest day >= 1 share (:func:`colour_scale_max`); the always-100% day 0 is
+    shown but does not drive it, as the caption says.
+    """
     shares = table.drop(columns="cohort_size").to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * shares.shape[1], 1.2 + 0.45 * max(len(table), 1)))
-    image = ax.imshow(np.ma.masked_invalid(shares) * 100, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    vmax = colour_scale_max(table)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * shares.shape[1], 1.6 + 0.45 * max(len(table), 1)))
+    image = ax.imshow(np.ma.masked_invalid(shares) * 100, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
     ax.set_xticks(range(shares.shape[1]), [c.replace("day_", "") for c in table.columns.drop("cohort_size")])
     ax.set_yticks(range(len(table)), [f"{d}  (n={n})" for d, n in zip(table.index, table["cohort_size"])])
-    ax.set_xlabel("days since install")
+    ax.set_xlabel(f"days since install\n(colour scale 0-{vmax:.0f}% set by days >= 1; day 0 is 100% by definition)")
     ax.set_title(title)
     for (row, col), value in np.ndenumerate(shares):
         if not np.isnan(value):
             ax.text(col, row, f"{100 * value:.0f}", ha="center", va="center",
-                    color="white" if value < 0.6 else "black", fontsize=8)
-    fig.colorbar(image, ax=ax, label="% of cohort active")
+                    color="white" if 100 * value < 0.6 * vmax else "black", fontsize=8)
+    fig.colorbar(image, ax=ax, label="% of cohort active", extend="max" if vmax < 100 else "neither")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -9,6 +9,7 @@ from q1_testing import events_frame, load_events, read_back
 from event_generator import generate_events
 from retention import RetentionQuery, RetentionTableQuery, cohort_retention, retention_table
 from retention_reference import cohort_retention_reference, retention_table_reference
+from retention_report import colour_scale_max, write_retention_heatmap
 
 D = dt.date(2017, 4, 1)
 
@@ -108,3 +109,14 @@ def test_report_cell_equals_single_day_cohort_query(conn, table_name):
         one_day = cohort_retention(conn, RetentionQuery(D, day, day, table=table_name))
         assert one_day.cohort_size == table.loc[D, "cohort_size"]
         assert one_day.retained_users == round(table.loc[D, f"day_{k}"] * one_day.cohort_size)
+
+
+def test_heatmap_colour_scale_is_set_by_days_after_install(tmp_path):
+    table = pd.DataFrame({"cohort_size": [10, 20], "day_0": [1.0, 1.0], "day_1": [0.35, 0.4], "day_2": [0.1, np.nan]},
+                         index=pd.Index(["2017-04-01", "2017-04-02"], name="cohort_date"))
+    assert colour_scale_max(table) == pytest.approx(40.0)  # day 0's 100% does not set the top of the scale
+    assert colour_scale_max(table[["cohort_size", "day_0"]]) == 100.0  # nothing after day 0: full range
+    assert colour_scale_max(table.assign(day_1=np.nan, day_2=np.nan)) == 100.0
+    assert colour_scale_max(table.assign(day_1=0.0, day_2=0.0)) == 100.0
+    png = write_retention_heatmap(table, tmp_path / "h.png", "t")
+    assert png.read_bytes()[:4] == b"\x89PNG"
