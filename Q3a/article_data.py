@@ -63,10 +63,12 @@ def decode_csv_bytes(raw: bytes, source: str, encoding: str | None = None) -> st
                                f"{hint}") from None
 
 
-def read_article_table(path: Path | str, encoding: str | None = None, text: str | None = None) -> pd.DataFrame:
+def read_article_table(path: Path | str, encoding: str | None = None, text: str | None = None,
+                       require_tag: bool = True) -> pd.DataFrame:
     """Read a CSV as strings (ids keep leading zeros; empty fields become ""), header names stripped.
 
     ``text`` may hold the already-decoded content (e.g. from stdin); ``path`` then only names the source.
+    ``require_tag`` only words the message for an empty file (prediction input needs no tag column).
     """
     source = str(path)
     if text is None:
@@ -78,7 +80,9 @@ def read_article_table(path: Path | str, encoding: str | None = None, text: str 
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
     except pd.errors.EmptyDataError:
-        raise ArticleDataError(f"{source}: file is empty; expected a header line id,text,tag") from None
+        header = "id,text,tag" if require_tag else "id,text"
+        raise ArticleDataError(f"{source}: file is empty; expected a header line {header} and one article per "
+                               "row") from None
     except (pd.errors.ParserError, csv.Error) as error:
         raise ArticleDataError(f"{source}: not a valid CSV ({str(error).strip()}); check quoting of the text "
                                "field (fields with commas or newlines must be in double quotes)") from None
@@ -98,7 +102,8 @@ def validate_articles(frame: pd.DataFrame, source: str, require_tag: bool = True
     Raises
     ------
     ArticleDataError
-        Missing columns (lists the columns found), empty ids (lists data row numbers), duplicate ids (lists them).
+        Missing columns (lists the columns found), no data rows, empty ids (lists data row numbers), duplicate
+        ids (lists them), or no row with a usable text (and tag).
     """
     tag_column = next((c for c in TAG_COLUMN_ALIASES if c in frame.columns), None)
     needed = ["id", "text"] + (["tag"] if require_tag else [])
@@ -107,6 +112,9 @@ def validate_articles(frame: pd.DataFrame, source: str, require_tag: bool = True
         found = ", ".join(frame.columns) or "(none)"
         raise ArticleDataError(f"{source}: missing column(s) {', '.join(missing)}; found columns: {found}; "
                                f"expected a header line {','.join(needed)} (tags is accepted for tag)")
+    if frame.empty:
+        raise ArticleDataError(f"{source}: no articles (header only or empty input); add at least one row "
+                               f"{','.join(needed)}")
     columns = {"id": frame["id"].str.strip(), "text": frame["text"]}
     if tag_column:
         columns["tag"] = frame[tag_column].str.strip()
@@ -122,13 +130,17 @@ def validate_articles(frame: pd.DataFrame, source: str, require_tag: bool = True
     unusable = _is_missing(articles["text"])
     if require_tag:
         unusable |= _is_missing(articles["tag"])
+    if unusable.all():
+        what = "text or tag" if require_tag else "text"
+        raise ArticleDataError(f"{source}: all {len(articles)} row(s) have an empty {what}; nothing to use - "
+                               f"fill in the {what} column")
     return Articles(frame=articles[~unusable].reset_index(drop=True),
                     left_out_ids=articles.loc[unusable, "id"].tolist())
 
 
 def load_articles(path: Path | str, encoding: str | None = None, require_tag: bool = True) -> Articles:
     """Read and validate an article CSV (columns ``id,text,tag``; ``tags`` accepted). See the two steps above."""
-    return validate_articles(read_article_table(path, encoding), str(path), require_tag)
+    return validate_articles(read_article_table(path, encoding, require_tag=require_tag), str(path), require_tag)
 
 
 def _is_missing(values: pd.Series) -> pd.Series:

@@ -10,6 +10,7 @@ candidates and folds never re-segment text. The saved model puts the segmenter b
 from __future__ import annotations
 
 import platform
+from datetime import datetime, timezone
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,12 +345,25 @@ def library_versions() -> dict:
     return versions
 
 
-def save_model(path: Path, model: Pipeline, best_params: dict) -> None:
-    """Write the fitted raw-text pipeline with its tag set, parameters and library versions (joblib)."""
+def save_model(path: Path, model: Pipeline, best_params: dict, training_file: Path | str | None = None,
+               demo: bool = False) -> None:
+    """Write the fitted raw-text pipeline with its tag set, parameters, library versions and where it came from
+    (training file, whether it is the demo corpus, UTC time of saving) with joblib."""
     bundle = {"kind": "q3a-cantonese-tagger", "model": model, "tags": [str(t) for t in model.classes_],
-              "best_params": best_params, "versions": library_versions()}
+              "best_params": best_params, "versions": library_versions(),
+              "training_file": str(Path(training_file).resolve()) if training_file else None, "demo": bool(demo),
+              "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(bundle, path)
+
+
+def describe_model(bundle: dict) -> str:
+    """One line saying which tag set, training file and date a loaded bundle comes from (older bundles lack the
+    last two)."""
+    source = bundle.get("training_file") or "training file not recorded"
+    when = bundle.get("trained_at") or "date not recorded"
+    demo = "DEMO corpus (not real news), " if bundle.get("demo") else ""
+    return f"tags {', '.join(bundle['tags'])}; trained on {demo}{source}, {when}"
 
 
 def _major_minor(version: str) -> tuple[str, ...]:

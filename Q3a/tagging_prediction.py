@@ -27,11 +27,13 @@ import pandas as pd  # noqa: E402
 from article_data import ArticleDataError, load_articles, read_article_table, validate_articles  # noqa: E402
 from cantonese_tokenizer import CantoneseTokenizer, segment_once  # noqa: E402
 from tagger_model import (  # noqa: E402
-    IncompatibleModelError, N_FOLDS, TrainingDataError, load_model, plot_confusion_matrix, predict_tags, save_model,
-    train_tagger,
+    IncompatibleModelError, N_FOLDS, TrainingDataError, describe_model, load_model, plot_confusion_matrix,
+    predict_tags, save_model, train_tagger,
 )
 
 OUT_DIR = HERE / "out"
+DEMO_OUT_DIR = OUT_DIR / "demo"  # the demo never replaces the real model in OUT_DIR
+OUTPUT_NAMES = {"--out": "prediction.csv", "--model-out": "model.joblib", "--report-dir": "confusion_matrix.png"}
 DEMO_TRAIN = HERE / "demo" / "demo_train.csv"
 DEMO_TEST = HERE / "demo" / "demo_test.csv"
 
@@ -40,17 +42,39 @@ class UsageError(Exception):
     """A user mistake reported as one line on stderr with exit code 2."""
 
 
-def _check_writable(path: Path, overwrite: bool) -> Path:
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse errors as one line (`prog: error: ... (see --help)`) instead of the usage block; exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _check_writable(path: Path, overwrite: bool, option: str) -> Path:
     # Files in our own output folder are regenerated on every run; anywhere else we never clobber silently.
     path = Path(path)
-    if path.exists() and not overwrite and path.resolve().parent != OUT_DIR.resolve():
-        raise UsageError(f"{path}: already exists; pass --overwrite to replace it or choose another path")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; give a file path, e.g. {path / OUTPUT_NAMES[option]}")
+    if path.exists() and not overwrite and OUT_DIR.resolve() not in path.resolve().parents:
+        raise UsageError(f"{option} {path}: already exists; pass --overwrite to replace it or choose another path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"{option} {path}: cannot create folder {path.parent} ({error.strerror}); "
+                         "choose another path") from None
     return path
 
 
+def _check_report_dir(folder: Path, overwrite: bool) -> Path:
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise UsageError(f"--report-dir {folder}: is a file, not a folder; give a folder for confusion_matrix.png")
+    png = Path(folder) / OUTPUT_NAMES["--report-dir"]
+    if png.is_dir():
+        raise UsageError(f"--report-dir {folder}: {png} is a directory; remove it or choose another --report-dir")
+    return _check_writable(png, overwrite, "--report-dir")
+
+
 def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tagging_prediction.py",
+    p = OneLineArgumentParser(prog="tagging_prediction.py",
                                 description="Train the Cantonese article tagger (random forest, grid search, "
                                             "stratified 5-fold CV) and predict tags. "
                                             "Use `tagging_prediction.py predict -h` to reuse a saved model.")
@@ -59,10 +83,13 @@ def train_parser() -> argparse.ArgumentParser:
     source.add_argument("--demo", action="store_true",
                         help=f"train on the hand-written demo corpus in {DEMO_TRAIN.parent.name}/ (not real news)")
     p.add_argument("--test", type=Path, help="CSV with id,text to tag (default: out-of-fold predictions of --train)")
-    p.add_argument("--out", type=Path, default=OUT_DIR / "prediction.csv", help="predictions CSV (%(default)s)")
-    p.add_argument("--model-out", type=Path, default=OUT_DIR / "model.joblib",
-                   help="where to save the fitted model (%(default)s)")
-    p.add_argument("--report-dir", type=Path, default=OUT_DIR, help="folder for confusion_matrix.png")
+    p.add_argument("--out", type=Path,
+                   help=f"predictions CSV (default {OUT_DIR}/prediction.csv; with --demo {DEMO_OUT_DIR}/...)")
+    p.add_argument("--model-out", type=Path,
+                   help=f"where to save the fitted model (default {OUT_DIR}/model.joblib; with --demo "
+                        f"{DEMO_OUT_DIR}/...)")
+    p.add_argument("--report-dir", type=Path,
+                   help=f"folder for confusion_matrix.png (default {OUT_DIR}; with --demo {DEMO_OUT_DIR})")
     p.add_argument("--quick", action="store_true", help="skip the grid; use the best-known parameters only")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--encoding", help="input encoding (default UTF-8 with or without BOM; e.g. big5)")
@@ -74,7 +101,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def predict_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tagging_prediction.py predict",
+    p = OneLineArgumentParser(prog="tagging_prediction.py predict",
                                 description="Tag articles with a saved model, without retraining.")
     p.add_argument("--model", type=Path, required=True, help="model file written by --model-out")
     p.add_argument("--input", type=Path,
@@ -112,9 +139,11 @@ def run_train(args) -> int:
         raise UsageError(f"--threshold {args.threshold}: must be between 0 and 1")
     if args.folds < 2:
         raise UsageError(f"--folds {args.folds}: at least 2 folds are needed")
-    out_path = _check_writable(args.out, args.overwrite)
-    model_path = _check_writable(args.model_out, args.overwrite)
-    png_path = _check_writable(args.report_dir / "confusion_matrix.png", args.overwrite)
+    default_dir = DEMO_OUT_DIR if args.demo else OUT_DIR
+    out_path = _check_writable(args.out or default_dir / OUTPUT_NAMES["--out"], args.overwrite, "--out")
+    model_path = _check_writable(args.model_out or default_dir / OUTPUT_NAMES["--model-out"], args.overwrite,
+                                 "--model-out")
+    png_path = _check_report_dir(args.report_dir or default_dir, args.overwrite)
     train = load_articles(train_path, args.encoding)
     _report_left_out(train, train_path)
     test = load_articles(test_path, args.encoding, require_tag=False) if test_path else None
@@ -124,13 +153,16 @@ def run_train(args) -> int:
     tokenizer = CantoneseTokenizer()
     print(f"segmenting {len(train.texts)} articles with pycantonese ...", file=sys.stderr)
     tokens = segment_once(train.texts, tokenizer)
-    result = train_tagger(tokens, train.tags, train.ids, train.texts, quick=args.quick, n_folds=args.folds,
-                          n_jobs=args.jobs, tokenizer=tokenizer, log=lambda m: print(m, file=sys.stderr))
+    try:
+        result = train_tagger(tokens, train.tags, train.ids, train.texts, quick=args.quick, n_folds=args.folds,
+                              n_jobs=args.jobs, tokenizer=tokenizer, log=lambda m: print(m, file=sys.stderr))
+    except TrainingDataError as error:
+        raise UsageError(f"{train_path}: {error}") from None
     report = result.report
     plot_confusion_matrix(report.confusion, png_path)
     predictions = _predictions(result, test, args.threshold)
     predictions.to_csv(out_path, index=False, encoding="utf-8")
-    save_model(model_path, result.model, report.scores["best_params"])
+    save_model(model_path, result.model, report.scores["best_params"], training_file=train_path, demo=args.demo)
 
     files = {"prediction_file": str(out_path), "model_file": str(model_path), "confusion_png": str(png_path)}
     prediction_kind = (f"{len(predictions)} test articles from {test_path}" if test is not None
@@ -192,22 +224,27 @@ def _pm(mean: float, sd: float) -> str:
 
 def _read_stdin_articles() -> pd.DataFrame:
     lines = [line.strip() for line in sys.stdin.read().splitlines()]
-    return pd.DataFrame({"id": [str(i + 1) for i in range(len(lines))], "text": lines})
+    if not any(lines):
+        raise UsageError("stdin: no article text (empty input or blank lines only); pipe one article per line "
+                         "or pass --input CSV")
+    return pd.DataFrame({"id": [str(i + 1) for i in range(len(lines))], "text": lines}, dtype=str)
 
 
 def run_predict(args) -> int:
     if not 0 <= args.threshold <= 1:
         raise UsageError(f"--threshold {args.threshold}: must be between 0 and 1")
-    out_path = _check_writable(args.out, args.overwrite) if args.out else None
-    if not args.model.exists():
-        raise UsageError(f"{args.model}: no such model file; train one with --train CSV --model-out {args.model}")
-    bundle = load_model(args.model)
+    out_path = _check_writable(args.out, args.overwrite, "--out") if args.out else None
+    if not args.model.is_file():
+        raise UsageError(f"--model {args.model}: no such model file; train one with --train CSV --model-out "
+                         f"{args.model}")
     if args.input:
-        frame, source = read_article_table(args.input, args.encoding), str(args.input)
+        frame, source = read_article_table(args.input, args.encoding, require_tag=False), str(args.input)
     else:
         frame, source = _read_stdin_articles(), "stdin"
     articles = validate_articles(frame, source, require_tag=False)
     _report_left_out(articles, source)
+    bundle = load_model(args.model)
+    print(f"model: {args.model}: {describe_model(bundle)}", file=sys.stderr)
     predictions = predict_tags(bundle["model"], articles.texts, args.threshold)
     predictions.insert(0, "id", articles.ids)
     if out_path:

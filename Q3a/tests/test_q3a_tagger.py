@@ -88,5 +88,5 @@ def test_model_from_other_library_versions_is_refused(demo_result, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "scikit-learn 1.2.2 (running" in err and "retrain" in err
     (tmp_path / "junk.joblib").write_bytes(b"not a model")
-    assert main(["predict", "--model", str(tmp_path / "junk.joblib")]) == 2
+    assert main(["predict", "--model", str(tmp_path / "junk.joblib"), "--input", str(Q3A / "demo" / "demo_test.csv")]) == 2
     assert "not a readable tagger model" in capsys.readouterr().err
