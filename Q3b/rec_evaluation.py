@@ -161,8 +161,10 @@ def evaluate(data: UserArtistData, *, k: int = 10, profile_weights=(0.0, 0.03, 0
     return table
 
 
-def plot_evaluation(table: pd.DataFrame, path, k: int = 10) -> None:
-    """Bar chart of NDCG@k and precision@k per model, written as PNG (Agg backend)."""
+def plot_evaluation(table: pd.DataFrame, path, k: int = 10, source: str | None = None) -> None:
+    """Bar chart of NDCG@k and precision@k per model, written as PNG (Agg backend).
+
+    ``source`` names the data (e.g. "generated look-alike data" or a file path); it goes into the title."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -174,8 +176,9 @@ def plot_evaluation(table: pd.DataFrame, path, k: int = 10) -> None:
     ax.set_yticks(y, table["model"])
     ax.invert_yaxis()
     ax.set_xlabel("score on the 20% per-user holdout")
-    ax.legend(loc="lower right")
-    ax.set_title(f"Artist recommenders, {table.attrs.get('users_evaluated', '?')} users evaluated")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the axes: never covers a bar
+    title = f"Artist recommenders, {table.attrs.get('users_evaluated', '?')} users evaluated"
+    ax.set_title(f"{title}\n{source}" if source else title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -153,10 +153,11 @@ EVALUATION_FILES = ("evaluation.csv", "evaluation.png")
 
 
 def run_evaluation(plays_path, profiles_path, out_dir, *, max_users, weights, n_neighbours, baselines=True,
-                   verbose=True, force=False):
+                   verbose=True, force=False, source=None):
     """Load, evaluate (rec_evaluation.evaluate), write evaluation.csv + evaluation.png into out_dir; the table.
 
-    Existing outputs are refused (UserError, before any work) unless ``force``."""
+    Existing outputs are refused (UserError, before any work) unless ``force``. ``source`` (default: the plays
+    file's path) is named in the PNG's title."""
     import rec_evaluation
 
     for name in EVALUATION_FILES:
@@ -168,7 +169,7 @@ def run_evaluation(plays_path, profiles_path, out_dir, *, max_users, weights, n_
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / EVALUATION_FILES[0], index=False)
-    rec_evaluation.plot_evaluation(table, out_dir / EVALUATION_FILES[1])
+    rec_evaluation.plot_evaluation(table, out_dir / EVALUATION_FILES[1], source=source or f"data: {plays_path}")
     return table
 
 
@@ -206,7 +207,8 @@ def cmd_demo(args) -> int:
         print(f"  {user[:10]}...: " + "; ".join(f"{r.artist_name} ({r.source})" for r in top.itertuples()))
     _print_table(run_evaluation(plays_path, profiles_path, OUT_DIR / "demo", max_users=1000,
                                 weights=(0.0, neighbours.DEFAULT_PROFILE_WEIGHT, 1.0),
-                                n_neighbours=neighbours.DEFAULT_NEIGHBOURS, verbose=False, force=True))
+                                n_neighbours=neighbours.DEFAULT_NEIGHBOURS, verbose=False, force=True,
+                                source=f"generated look-alike Last.fm data ({DEMO_USERS:,} users, {DEMO_DIR})"))
     print(f"wrote {OUT_DIR / 'demo'}/evaluation.csv and evaluation.png (scratch output, replaced on every demo run)")
     return 0
 

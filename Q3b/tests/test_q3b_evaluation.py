@@ -46,3 +46,20 @@ def test_evaluation_table_has_every_model_and_sane_values(small_data, tmp_path):
     assert table.loc[table["model"] == "global popularity", "coverage"].item() < table["coverage"].max()
     ev.plot_evaluation(table, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_chart_legend_is_outside_the_bars_and_title_names_the_data(tmp_path, monkeypatch):
+    import matplotlib.figure
+    import pandas as pd
+
+    figures = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    table = pd.DataFrame({"model": ["a", "implicit item-item BM25"], "ndcg@10": [0.2, 0.9],
+                          "precision@10": [0.1, 0.95]})
+    ev.plot_evaluation(table, tmp_path / "chart.png", source="generated look-alike Last.fm data")
+    (fig,) = figures
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert ax.get_legend().get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
+    assert "generated look-alike Last.fm data" in ax.get_title()
