@@ -280,6 +280,12 @@ def romanise_tag(tag: str) -> str:
     return " ".join(jyutping or word for word, jyutping in pycantonese.characters_to_jyutping(tag))
 
 
+def plot_labels(tags) -> dict:
+    """{tag: label drawn in the confusion-matrix PNG}: the tag itself with a CJK font, else its Jyutping."""
+    font = _installed_cjk_font()
+    return {str(t): str(t) if font else romanise_tag(str(t)) for t in tags}
+
+
 def plot_confusion_matrix(confusion: pd.DataFrame, path: Path) -> Path:
     """Write the confusion matrix (rows true tag, columns predicted tag, article counts) as a PNG.
 
@@ -293,14 +299,18 @@ def plot_confusion_matrix(confusion: pd.DataFrame, path: Path) -> Path:
     from sklearn.metrics import ConfusionMatrixDisplay
 
     font = _installed_cjk_font()
-    tags = [str(t) for t in confusion.index]
-    labels = tags if font else [romanise_tag(t) for t in tags]
+    labels = list(plot_labels(confusion.index).values())
     with plt.rc_context({"font.family": [font, "DejaVu Sans"] if font else ["DejaVu Sans"]}):
-        fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
-        ConfusionMatrixDisplay(confusion.values, display_labels=labels).plot(ax=ax, cmap="Blues", colorbar=False)
+        fig, ax = plt.subplots(figsize=(6.5, 6), dpi=120)
+        ConfusionMatrixDisplay(confusion.values, display_labels=labels).plot(ax=ax, cmap="Blues", colorbar=False,
+                                                                             xticks_rotation=30)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
         ax.set_title("Out-of-fold confusion matrix (articles)")
-        fig.tight_layout()
-        fig.savefig(path)
+        if not font:
+            fig.text(0.01, 0.01, "Tags in Jyutping (no CJK font installed); the text report lists "
+                                 "Jyutping -> tag.", fontsize=8)
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        fig.savefig(path, bbox_inches="tight")
         plt.close(fig)
     return Path(path)
 

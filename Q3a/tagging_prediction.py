@@ -28,7 +28,7 @@ from article_data import ArticleDataError, load_articles, read_article_table, va
 from cantonese_tokenizer import CantoneseTokenizer, segment_once  # noqa: E402
 from tagger_model import (  # noqa: E402
     IncompatibleModelError, N_FOLDS, TrainingDataError, describe_model, load_model, plot_confusion_matrix,
-    predict_tags, save_model, train_tagger,
+    plot_labels, predict_tags, save_model, train_tagger,
 )
 
 OUT_DIR = HERE / "out"
@@ -164,7 +164,8 @@ def run_train(args) -> int:
     predictions.to_csv(out_path, index=False, encoding="utf-8")
     save_model(model_path, result.model, report.scores["best_params"], training_file=train_path, demo=args.demo)
 
-    files = {"prediction_file": str(out_path), "model_file": str(model_path), "confusion_png": str(png_path)}
+    files = {"prediction_file": str(out_path), "model_file": str(model_path), "confusion_png": str(png_path),
+             "confusion_png_labels": plot_labels(report.tags)}
     prediction_kind = (f"{len(predictions)} test articles from {test_path}" if test is not None
                        else f"{len(predictions)} out-of-fold predictions of the training articles (no --test)")
     summary = {"training_file": str(train_path), "n_articles": len(train.ids), "left_out_ids": train.left_out_ids,
@@ -201,6 +202,7 @@ def format_report(report, summary: dict, demo: bool = False) -> str:
         "",
         f"confusion matrix (rows true, columns predicted; PNG: {summary['confusion_png']}):",
         report.confusion.to_string(),
+        "PNG labels: " + "; ".join(f"{label} = {tag}" for tag, label in plot_labels(report.tags).items()),
         "",
     ]
     wrong = report.misclassified

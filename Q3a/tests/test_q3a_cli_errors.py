@@ -124,3 +124,19 @@ def test_demo_writes_apart_from_real_model_and_predict_names_its_source(tmp_path
     assert len(err) == 1 and err[0].startswith(f"model: {demo_out / 'model.joblib'}: tags ")
     assert "DEMO corpus (not real news)" in err[0] and str(Q3A / "demo" / "demo_train.csv") in err[0]
     assert " UTC" in err[0]
+
+
+def test_confusion_png_labels_mapping_and_plot(tmp_path):
+    import pandas as pd
+
+    from tagger_model import _installed_cjk_font, plot_confusion_matrix, plot_labels
+
+    tags = ["NBA", "拜登", "新盤市況"]
+    labels = plot_labels(tags)
+    if _installed_cjk_font() is None:
+        assert labels == {"NBA": "NBA", "拜登": "baai3 dang1", "新盤市況": "san1 pun4 si5 fong3"}
+    else:
+        assert labels == {t: t for t in tags}
+    confusion = pd.DataFrame([[82, 0, 0], [0, 221, 0], [0, 0, 74]], index=tags, columns=tags)
+    path = plot_confusion_matrix(confusion, tmp_path / "cm.png")
+    assert path.stat().st_size > 1000
