@@ -491,17 +491,40 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def plot_bytes_per_day(summary: BytesSummary, path: str, title: str = "bytes per day") -> None:
-    """Bar chart of the matching bytes per day (MiB), written as a PNG to ``path`` (matplotlib, Agg backend)."""
+def plot_bytes_per_day(summary: BytesSummary, path: str, query: BytesQuery) -> None:
+    """Bytes per day (MiB) for every day of the query's range, zero days included, on a date axis, written as a PNG
+    to ``path`` (matplotlib, Agg backend). The title gives the range, extensions and zone; with no matching
+    request the plot says so instead of drawing empty axes."""
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
-    days = sorted(summary.by_day)
-    fig, ax = plt.subplots(figsize=(max(4, len(days) * 0.8), 3.5))
-    ax.bar(days, [summary.by_day[d][0] / 2 ** 20 for d in days])
+    days = [query.start + dt.timedelta(days=i) for i in range((query.end - query.start).days + 1)]
+    mib = [summary.by_day[d.isoformat()][0] / 2 ** 20 if d.isoformat() in summary.by_day else 0.0 for d in days]
+    fig, ax = plt.subplots(figsize=(min(14, max(5, len(days) * 0.6)), 3.8))
+    if len(days) <= 400:
+        ax.bar(days, mib, width=0.8)
+    else:   # thousands of bars draw slowly and merge anyway
+        ax.plot(days, mib, drawstyle="steps-mid", linewidth=0.8)
+    if len(days) <= 31:   # one labelled tick per day
+        ax.set_xticks(days)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+    else:
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    margin = dt.timedelta(hours=14)   # bars are centred on midnight and 0.8 day wide
+    ax.set_xlim(dt.datetime.combine(days[0], dt.time()) - margin, dt.datetime.combine(days[-1], dt.time()) + margin)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("MiB")
-    ax.set_title(title)
-    ax.tick_params(axis="x", rotation=45)
+    if summary.requests == 0:
+        ax.set_ylim(0, 1)
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no matching requests", transform=ax.transAxes, ha="center", va="center")
+    exts = "/".join("." + e for e in sorted(query.wanted_extensions()))
+    zone = f"days in {query.tz}" if query.tz else "days as written in the log"
+    ax.set_title(f"bytes per day for {exts}\n{query.start} to {query.end} ({zone})", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
