@@ -40,7 +40,7 @@ class LoadReport:
     """What a loader did with each line of one file.
 
     ``malformed`` maps a reason to the number of rows left out for it; ``examples`` keeps the first line
-    numbers (1-based, where the CSV reader knows them) per reason; ``notes`` counts rows that were kept but
+    file line numbers (1-based; an empty line is a row too, left out as its user is no sha1) per reason; ``notes`` counts rows that were kept but
     changed (missing mbid keyed by name, ages set missing, duplicates summed, ...).
     """
 
@@ -50,6 +50,16 @@ class LoadReport:
     malformed: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list] = field(default_factory=dict)
     notes: dict[str, int] = field(default_factory=dict)
+    # bookkeeping to turn a row of the filtered table back into its file line (see line_numbers)
+    skipped_lines: np.ndarray | None = field(default=None, repr=False, compare=False)
+    dropped_rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False, compare=False)
+
+    def line_numbers(self, rows) -> list[int]:
+        """1-based file lines of ``rows`` (0-based rows of the table after the drops so far); [] if unknown."""
+        if self.skipped_lines is None:
+            return []
+        table_rows = _unskip(np.asarray(rows, np.int64), self.dropped_rows)
+        return (_unskip(table_rows, self.skipped_lines) + 1).tolist()
 
     def add_malformed(self, reason: str, count: int, examples=()) -> None:
         if count:
@@ -87,15 +97,19 @@ def _read_tsv(path, columns, report: LoadReport) -> pa.Table:
     hook = sys.unraisablehook  # pyarrow decodes a bad row for the handler; undecodable bytes surface only here
     sys.unraisablehook = lambda unraisable: (decode_errors.append(unraisable.exc_value)
                                              if isinstance(unraisable.exc_value, UnicodeDecodeError) else hook(unraisable))
+    parse_options = pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=False,
+                                       invalid_row_handler=on_invalid)
+    convert_options = pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}, strings_can_be_null=False,
+                                           quoted_strings_can_be_null=False)
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=list(columns), block_size=64 << 20),
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in columns}, strings_can_be_null=False, quoted_strings_can_be_null=False
-            ),
-        )
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=list(columns), block_size=64 << 20),
+                               parse_options=parse_options, convert_options=convert_options)
+        if None in bad_lines:  # the multi-threaded reader does not number lines: one streaming pass to number them
+            bad_lines.clear()
+            for _ in pacsv.open_csv(path, read_options=pacsv.ReadOptions(column_names=list(columns), use_threads=False,
+                                                                         block_size=16 << 20),
+                                    parse_options=parse_options, convert_options=convert_options):
+                pass
     except pa.ArrowInvalid as exc:  # e.g. invalid UTF-8: a user mistake about the file, reported in one line
         line = first_non_utf8_line(path)
         if line is not None:
@@ -108,6 +122,8 @@ def _read_tsv(path, columns, report: LoadReport) -> pa.Table:
         raise ValueError(f"{path}: not UTF-8 text at line {first_non_utf8_line(path)}; the Last.fm files are UTF-8")
     report.add_malformed(f"not {len(columns)} tab-separated fields", len(bad_lines),
                          sorted(x for x in bad_lines if x is not None)[:5])
+    if None not in bad_lines:  # 0-based file lines the reader skipped: maps table rows back to lines
+        report.skipped_lines = np.sort(np.array(bad_lines, np.int64)) - 1
     report.rows_read = table.num_rows + len(bad_lines)
     # The reader already splits lines at \r; a stray one can only survive at the end of the last field (CRLF
     # mixes). Trimming only that column avoids a second copy of the whole table (GBs at full size).
@@ -133,11 +149,28 @@ def first_non_utf8_line(path, chunk_size: int = 16 << 20) -> int | None:
             newlines += chunk.count(b"\n")
 
 
+def _unskip(index: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """Positions in the full sequence of the ``index``-th kept elements, ``removed`` (sorted) having been removed."""
+    position = index.copy()
+    while True:
+        moved = index + np.searchsorted(removed, position, side="right")
+        if np.array_equal(moved, position):
+            return position
+        position = moved
+
+
 def _drop_rows(table: pa.Table, bad, reason: str, report: LoadReport) -> pa.Table:
     bad = pc.fill_null(bad, True)
     count = pc.sum(bad).as_py() or 0
-    report.add_malformed(reason, count)
+    if count:
+        _record_dropped(report, reason, count, pc.indices_nonzero(bad).to_numpy())
     return table.filter(pc.invert(bad)) if count else table
+
+
+def _record_dropped(report: LoadReport, reason: str, count: int, rows: np.ndarray) -> None:
+    """Count ``rows`` (0-based rows of the current table) as left out for ``reason``, with their first lines."""
+    report.add_malformed(reason, count, report.line_numbers(rows[:5]))
+    report.dropped_rows = np.union1d(report.dropped_rows, _unskip(rows.astype(np.int64), report.dropped_rows))
 
 
 def normalise_artist_name(names):
@@ -217,7 +250,8 @@ def load_profiles(path) -> tuple[pd.DataFrame, LoadReport]:
                        "user is not a 40-hex sha1", report)
     frame = table.to_pandas()
     repeated = frame["user"].duplicated()
-    report.add_malformed("repeated user (first row kept)", int(repeated.sum()))
+    if repeated.any():
+        _record_dropped(report, "repeated user (first row kept)", int(repeated.sum()), np.flatnonzero(repeated))
     frame = frame[~repeated].reset_index(drop=True)
     gender = frame["gender"].where(frame["gender"].isin(["m", "f"]))
     report.add_note("genders missing", int((frame["gender"] == "").sum()))

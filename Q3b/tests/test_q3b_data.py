@@ -129,3 +129,29 @@ def test_crlf_line_endings_leave_no_carriage_returns(tmp_path):
     profiles, report = ld.load_profiles(path)
     assert report.n_malformed == 0 and profiles["signup"].notna().all()
     assert not profiles["user"].str.contains("\r").any()
+
+
+def test_rejected_rows_report_their_first_line_numbers_per_reason(tmp_path):
+    u = lambda i: f"{i:040x}"  # noqa: E731
+    plays = tmp_path / "plays.tsv"
+    plays.write_text("\n".join([f"{u(1)}\tmb\tA\t3", "bad\tmb\tA\t3", f"{u(2)}\tmb\tA", f"{u(3)}\tmb\tA\tx",
+                                f"{u(4)}\tmb\tA\t3", f"{u(5)}\t\t \t3", "Feb 1, 2007\tmb\tA\t3", f"{u(6)}\tmb\tA\t-1"])
+                     + "\n")
+    _, report = ld.load_plays(plays)
+    assert report.examples == {"not 4 tab-separated fields": [3], "user is not a 40-hex sha1": [2, 7],
+                               "plays is not a non-negative integer": [4, 8], "artist mbid and name both empty": [6]}
+    assert "user is not a 40-hex sha1 (e.g. line 2, 7)" in report.summary()
+    profiles = tmp_path / "profiles.tsv"
+    profiles.write_text("\n".join([f"{u(1)}\tm\t20\tX\tFeb 1, 2007", "short", f"{u(1)}\tf\t21\tX\tFeb 1, 2007",
+                                   "nosha\tf\t21\tX\tFeb 1, 2007", f"{u(1)}\tf\t22\tX\tFeb 1, 2007"]) + "\n")
+    _, report = ld.load_profiles(profiles)
+    assert report.examples["repeated user (first row kept)"] == [3, 5]
+    assert report.examples["user is not a 40-hex sha1"] == [4]
+
+
+def test_empty_lines_are_counted_and_keep_line_numbers_exact(tmp_path):
+    plays = tmp_path / "plays.tsv"
+    plays.write_text(f"{1:040x}\tmb\tA\t3\n\n\nbad\tmb\tA\t3\n{2:040x}\tmb\tA\n")
+    _, report = ld.load_plays(plays)
+    assert report.rows_read == 5 and report.rows_kept == 1
+    assert report.examples == {"not 4 tab-separated fields": [5], "user is not a 40-hex sha1": [2, 3, 4]}
