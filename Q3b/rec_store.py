@@ -106,8 +106,13 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -
 
 def _text_column(frame: pd.DataFrame, column: str) -> np.ndarray:
     """Column as an object array of str; missing values (NaN/None) become '' (Last.fm rows without an mbid)."""
-    values = frame[column].astype(object).where(frame[column].notna(), "")
-    return values.astype(str).to_numpy(dtype=object)
+    values = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
+    # pandas hashes '' and '\x00' alike and PostgreSQL text cannot hold NUL: refuse it rather than alter data.
+    with_nul = values.str.contains("\x00", regex=False)
+    if with_nul.any():
+        raise ValueError(f"{column}: {int(with_nul.sum())} row(s) contain a NUL character (\\x00), e.g. row"
+                         f" {values.index[with_nul.to_numpy()][0]!r}; remove it before writing")
+    return values.to_numpy(dtype=object)
 
 
 def _group_order(keys: pd.Series, ranks: pd.Series, name: str, key_name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -261,7 +261,19 @@ def test_cli_prints_info_and_reports_user_errors_in_one_line(tmp_path, capsys):
     assert rec_store.main(["versions", "--store", f"sqlite:///{tmp_path / 'nope.db'}"]) == 2
 
 
-names = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+
+
+def test_nul_characters_are_refused_not_altered(tmp_path):
+    """pandas hashes '' and '\\x00' alike (so a NUL-only mbid would come back as ''), and PostgreSQL text cannot
+    hold NUL: the store refuses such a batch instead of storing something else."""
+    recommendations = pd.DataFrame({"user": "u", "rank": [1, 2], "artist_mbid": ["", "\x00"],
+                                    "artist_name": ["a", "b"], "score": [1.0, 0.5], "source": "neighbours"})
+    fallbacks = pd.DataFrame({"country": [""], "rank": [1], "artist_mbid": [""], "artist_name": ["a"], "score": [1.0]})
+    store = rec_store.open_store(f"sqlite:///{tmp_path / 'nul.db'}")
+    with pytest.raises(ValueError, match=r"artist_mbid: 1 row\(s\) contain a NUL character"):
+        store.write_version(recommendations, fallbacks)
+    assert store.versions() == []
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
