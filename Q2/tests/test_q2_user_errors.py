@@ -174,11 +174,11 @@ def test_plot_without_matching_requests_says_so(tmp_path, monkeypatch):
     assert ax.get_ylim()[0] == 0 and all(p.get_height() == 0 for p in ax.patches)
 
 
-def test_default_dummy_log_is_reported_with_a_relative_path(capsys, monkeypatch):
-    repo = raw_data_analytics.DUMMY_LOG.parents[2]
-    if not raw_data_analytics.DUMMY_LOG.exists():
-        pytest.skip("the dummy log is only written by a run without LOG")
-    monkeypatch.chdir(repo)
+def test_default_dummy_log_is_reported_with_a_relative_path(capsys, monkeypatch, tmp_path):
+    # A stand-in checkout in tmp_path, so the test neither depends on nor writes the real Q2/data/.
+    monkeypatch.setattr(raw_data_analytics, "DUMMY_LOG", tmp_path / "Q2" / "data" / "dummy_cdn.log")
+    monkeypatch.chdir(tmp_path)
     code, out, err = cli(["--json"], capsys)
     assert code == 0, err
+    assert "wrote the dummy CDN log to Q2/data/dummy_cdn.log" in err
     assert json.loads(out)["files"][0]["source"] == "Q2/data/dummy_cdn.log"
