@@ -149,13 +149,22 @@ def test_empty_store_answers_503_and_missing_store_fails_at_start(tmp_path, monk
     assert exit_info.value.code == rec_api.STORE_ERROR_EXIT
 
 
-def test_gunicorn_without_store_stops_with_one_line_and_no_traceback(tmp_path):
+def free_port() -> int:
+    """A loopback port free right now (the OS picks it)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def gunicorn_command(port: int, workers: int) -> list[str]:
+    """The README's start command, on a loopback port, quiet below warnings."""
+    return [sys.executable, "-m", "gunicorn", "--chdir", str(Q3B), "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--log-level", "warning", "rec_api:create_app()"]
+
+
+def test_gunicorn_without_store_stops_with_one_line_and_no_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--chdir", str(Q3B), "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--log-level", "warning", "rec_api:create_app()"],
+        gunicorn_command(free_port(), workers=1),
         env={**os.environ, rec_api.STORE_ENV: "postgresql://u:secret@127.0.0.1:1/x"},
         capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
@@ -185,12 +194,9 @@ def gunicorn(tmp_path_factory):
     users = batch(random_state=0)[0]["user"].unique()
     batches = {1: batch(random_state=100, users=users)}
     store.write_version(*batches[1])
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--chdir", str(Q3B), "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--log-level", "warning", "rec_api:create_app()"],
+        gunicorn_command(port, workers=2),
         env={**os.environ, rec_api.STORE_ENV: url}, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
