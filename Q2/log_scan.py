@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import log_formats
-from log_formats import BLANK, COMMENT, FORMATS, RECORD_SCHEMA, Malformed, Record
+from log_formats import BLANK, COMMENT, FORMATS, RECORD_SCHEMA, Record
 
 BLOCK_SIZE = 16 * 1024 * 1024
 #: Extensions that name the same file type; ``exact_ext`` turns the aliasing off.

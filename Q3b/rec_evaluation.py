@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from neighbours import (DEFAULT_NEIGHBOURS, UserArtistData, popular_artists, recommend_users, top_n_per_row)
+from neighbours import (DEFAULT_NEIGHBOURS, UserArtistData, popular_artists, recommend_users)
 
 METRICS = ("precision", "recall", "ndcg", "map")
 

@@ -2,7 +2,6 @@
 import gzip
 import json
 import os
-import sys
 
 import pytest
 
@@ -44,7 +43,7 @@ def _gzip_cases(tmp_path):
 
 def test_corrupt_or_truncated_gzip_names_the_file(tmp_path, capsys):
     for path in _gzip_cases(tmp_path):
-        err = one_line_error([path], capsys, f"{path}: not a valid gzip file (")
+        one_line_error([path], capsys, f"{path}: not a valid gzip file (")
 
 
 @pytest.mark.parametrize("content, shown", [
