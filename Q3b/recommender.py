@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import lastfm_data  # noqa: E402
+import lastfm_generator  # noqa: E402
 import neighbours  # noqa: E402
 
 DATA_DIR = HERE / "data"
@@ -107,8 +108,8 @@ def cmd_generate(args) -> int:
     if args.users < 1:
         raise UserError(f"--users must be at least 1, got {args.users}")
     start = time.perf_counter()
-    counts = lastfm_data.generate_lastfm(out, args.users, random_state=args.seed,
-                                         reference=lastfm_data.profile_reference(args.reference))
+    counts = lastfm_generator.generate_lastfm(out, args.users, random_state=args.seed,
+                                         reference=lastfm_generator.profile_reference(args.reference))
     print(f"wrote {counts['users']:,} users, {counts['plays_rows']:,} play rows, {counts['artists']:,} artists "
           f"to {out} in {time.perf_counter() - start:.1f} s")
     return 0
@@ -193,7 +194,7 @@ def cmd_demo(args) -> int:
     plays_path, profiles_path = DEMO_DIR / lastfm_data.PLAYS_FILE, DEMO_DIR / lastfm_data.PROFILES_FILE
     if not (plays_path.exists() and profiles_path.exists()):
         reference = REFERENCE_PROFILES if REFERENCE_PROFILES.exists() else None
-        lastfm_data.generate_lastfm(DEMO_DIR, DEMO_USERS, reference=lastfm_data.profile_reference(reference))
+        lastfm_generator.generate_lastfm(DEMO_DIR, DEMO_USERS, reference=lastfm_generator.profile_reference(reference))
         shaped = f"profiles shaped by {REFERENCE_PROFILES}" if reference else "built-in profile distributions"
         print(f"generated {DEMO_USERS:,} demo users into {DEMO_DIR} ({shaped})")
     plays, profiles = load_inputs(plays_path, profiles_path)

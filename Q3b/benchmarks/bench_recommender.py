@@ -27,6 +27,7 @@ sys.path.insert(0, str(Q3B))
 import numpy as np  # noqa: E402
 
 import lastfm_data  # noqa: E402
+import lastfm_generator  # noqa: E402
 import neighbours as nb  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def _paths(data_dir: Path):
 def stage_generate(data_dir: str, users: str) -> dict:
     reference = Q3B.parent.parent / "shared" / "data" / "lastfm" / "profile_sample.tsv"
     start = time.perf_counter()
-    counts = lastfm_data.generate_lastfm(Path(data_dir), int(users), reference=lastfm_data.profile_reference(
+    counts = lastfm_generator.generate_lastfm(Path(data_dir), int(users), reference=lastfm_generator.profile_reference(
         reference if reference.exists() else None))
     return {"seconds": time.perf_counter() - start, **counts}
 

@@ -23,9 +23,10 @@ def real_lastfm():
 def small_lastfm(tmp_path_factory):
     """Generated look-alike files for 600 users (fixed seed), loaded once per session."""
     import lastfm_data
+    import lastfm_generator
 
     folder = tmp_path_factory.mktemp("lastfm_small")
-    lastfm_data.generate_lastfm(folder, 600, random_state=7)
+    lastfm_generator.generate_lastfm(folder, 600, random_state=7)
     plays, _ = lastfm_data.load_plays(folder / lastfm_data.PLAYS_FILE)
     profiles, _ = lastfm_data.load_profiles(folder / lastfm_data.PROFILES_FILE)
     return folder, plays, profiles
