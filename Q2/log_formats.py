@@ -91,6 +91,46 @@ class ParserState:
     layout: Optional[TabLayout] = None
 
 
+@dataclass
+class BlockIndex:
+    """Where the lines of a block of whole lines are, found once per block with numpy (whole-array operations that
+    leave the GIL to the other worker threads).
+
+    data: the block as a uint8 array of shape (n_bytes,) (a zero-copy view of the bytes-like block).
+    line_ends: int64 array of shape (n_lines,): the position of each line's '\\n', or n_bytes for a last line
+        without one.
+    headers: [(line index, layout)] for the header lines of a tab-separated format, in order; the layout is None when
+        the header lacks a needed column (the lines under it are then malformed).
+    delimiters: tab-separated formats only: (positions, bytes, newline_at): int64 positions and uint8 values of every
+        '\\t', '\\r' and '\\n' of the block in order (with a '\\n' at n_bytes appended when the block does not end
+        with one), and the indices into those arrays of the '\\n's, one per line.
+    """
+    data: np.ndarray
+    line_ends: np.ndarray
+    headers: list = field(default_factory=list)
+    delimiters: Optional[tuple] = None
+
+    @property
+    def n_lines(self) -> int:
+        return len(self.line_ends)
+
+    @functools.cached_property
+    def line_offsets(self) -> np.ndarray:
+        """int64 array of shape (n_lines + 1,): the start of each line, then n_bytes."""
+        offsets = np.empty(self.n_lines + 1, np.int64)
+        offsets[0] = 0
+        np.minimum(self.line_ends + 1, len(self.data), out=offsets[1:])
+        return offsets
+
+    def line(self, i: int) -> bytes:
+        """Line ``i`` (0-based) without its '\\n'."""
+        return self.data[self.line_offsets[i]:self.line_ends[i]].tobytes()
+
+    def state_after(self, state: "ParserState") -> "ParserState":
+        """The parser state at the end of the block when it starts in ``state``: the last header line's layout."""
+        return ParserState(self.headers[-1][1]) if self.headers else state
+
+
 @dataclass(frozen=True)
 class LogFormat:
     """One entry of :data:`FORMATS`.
@@ -98,18 +138,27 @@ class LogFormat:
     looks_like(line) -> bool: does this (non-comment, non-blank) line have this format's shape? Used by detection.
     parse_line(line, state) -> Record | Malformed | COMMENT | BLANK: the definition of the format; may update
         ``state`` (a ``#Fields:`` line changes the column layout).
-    parse_block(block, state) -> BlockResult: vectorised fast path over a block of whole lines; does not change
-        ``state``. Rejected lines must then go through ``parse_line`` in order, starting from the same state.
-    state_after(block, state) -> ParserState: the state at the end of ``block`` (cheap; lets blocks be parsed in
-        parallel).
+    index_block(block) -> BlockIndex: the lines (and header lines) of a bytes-like block of whole lines.
+    parse_indexed(index, state) -> BlockResult: vectorised fast path over an indexed block starting in ``state``;
+        does not change ``state``. Rejected lines must then go through ``parse_line`` in order, from the same state.
+    Indexing needs no state, so blocks can be indexed in parallel and each block's starting state chained from the
+    previous block's index (``BlockIndex.state_after``).
     """
     name: str
     description: str
     looks_like: Callable[[bytes], bool]
     parse_line: Callable[[bytes, ParserState], LineResult]
-    parse_block: Callable[[bytes, ParserState], BlockResult]
-    state_after: Callable[[bytes, ParserState], ParserState] = lambda block, state: state
+    index_block: Callable[[bytes], BlockIndex]
+    parse_indexed: Callable[[BlockIndex, ParserState], BlockResult]
     initial_state: Callable[[], ParserState] = field(default=ParserState)
+
+    def parse_block(self, block, state: ParserState) -> BlockResult:
+        """The fast path over a bytes-like block of whole lines: ``parse_indexed(index_block(block), state)``."""
+        return self.parse_indexed(self.index_block(block), state)
+
+    def state_after(self, block, state: ParserState) -> ParserState:
+        """The state at the end of ``block`` when it starts in ``state``."""
+        return self.index_block(block).state_after(state)
 
 
 # ---------------------------------------------------------------- shared field checks (Python side)
@@ -188,16 +237,20 @@ def _records_table(day, time, offset, size, target, keep: pa.Array) -> pa.Table:
          target.cast(pa.binary())], schema=RECORD_SCHEMA)
 
 
-def _line_array(block: bytes) -> pa.Array:
-    """The lines of ``block`` as a binary array (zero-copy; each line keeps its '\\n')."""
-    newlines = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
-    starts = np.empty(len(newlines) + 1, np.int64)
-    starts[0] = 0
-    starts[1:] = newlines + 1
-    if starts[-1] == len(block):   # block ends with '\n': no trailing partial line
-        starts = starts[:-1]
-    offsets = np.append(starts, len(block)).astype(np.int32)   # blocks are far below 2 GiB
-    return pa.BinaryArray.from_buffers(pa.binary(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+def _index_lines(block) -> BlockIndex:
+    """BlockIndex of a bytes-like block: its newlines only (formats without header lines)."""
+    data = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(data == 10)
+    if len(data) and data[-1] != 10:
+        ends = np.append(ends, len(data))
+    return BlockIndex(data, ends)
+
+
+def _line_array(index: BlockIndex) -> pa.Array:
+    """The lines of an indexed block as a binary array (zero-copy; each line keeps its '\\n')."""
+    offsets = index.line_offsets.astype(np.int32)   # blocks are far below 2 GiB
+    return pa.BinaryArray.from_buffers(pa.binary(), index.n_lines,
+                                       [None, pa.py_buffer(offsets), pa.py_buffer(index.data)])
 
 
 # ---------------------------------------------------------------- tab-separated formats (tsv, cloudfront)
@@ -257,58 +310,172 @@ def _empty_result(line_indices: np.ndarray) -> BlockResult:
     return BlockResult(RECORD_SCHEMA.empty_table(), line_indices, len(line_indices))
 
 
-@functools.lru_cache(maxsize=64)
-def _tab_pattern(layout: TabLayout) -> str:
-    """RE2 pattern taking the needed columns from the start of a tab-separated line.
+_TAB, _LF, _CR, _DASH, _COLON = 9, 10, 13, ord("-"), ord(":")
+#: 10**17 .. 10**0: the place values of a size right-aligned in 18 columns.
+_PLACE_VALUES = 10 ** np.arange(17, -1, -1, dtype=np.int64)
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
 
-    Only the prefix up to the last needed column is scanned (CloudFront lines carry 20+ more columns), which is
-    what makes this faster than a full CSV tokenizer here.
+
+def _make_tab_index_block(is_header_start: np.ndarray, read_header: Callable) -> Callable[[bytes], BlockIndex]:
+    """index_block for a tab-separated format: newlines, field delimiters and header lines.
+
+    is_header_start: bool array of shape (256,), True for the bytes a header line can start with ('#' for CloudFront,
+    letters for tsv); only those lines are passed to ``read_header``.
     """
-    cell = r"[^\t\r\n]*"
-    # The shapes of date, time and size are checked by the regex itself (one pass); real dates are checked after.
-    roles = {layout.day: r"(?P<day>\d{4}-\d{2}-\d{2})", layout.time: f"(?P<time>{_TIME_RE2})",
-             layout.size: r"(?P<size>\d{1,18}|-)", layout.target: f"(?P<target>{cell})"}
-    cells = [roles.get(i, cell) for i in range(layout.needed)]
-    return "^" + r"\t".join(cells) + r"(?:\t|\r?\n?$)"
+    def index_block(block) -> BlockIndex:
+        data = np.frombuffer(block, np.uint8)
+        # One pass over the block for all three delimiters; other control bytes (< 14) are dropped after.
+        positions = np.flatnonzero(data < 14)
+        chars = data[positions]
+        wanted = (chars == _TAB) | (chars == _LF) | (chars == _CR)
+        if not wanted.all():
+            positions, chars = positions[wanted], chars[wanted]
+        if len(data) and data[-1] != _LF:   # a last line without '\n' ends at the end of the block
+            positions, chars = np.append(positions, len(data)), np.append(chars, np.uint8(_LF))
+        newline_at = np.flatnonzero(chars == _LF)
+        index = BlockIndex(data, positions[newline_at], delimiters=(positions, chars, newline_at))
+        for i in np.flatnonzero(is_header_start[data[index.line_offsets[:-1]]]).tolist():
+            header = read_header(_strip_eol(index.line(i)))
+            if header is not _NO_HEADER:
+                index.headers.append((i, header))
+        return index
+    return index_block
 
 
-def _tab_fast_path(segment: bytes, layout: Optional[TabLayout], offset: str) -> BlockResult:
-    """Take the needed columns of a header-free run of lines; lines it cannot take are returned as rejected."""
-    lines = _line_array(segment)
-    if layout is None or len(set((layout.day, layout.time, layout.size, layout.target))) < 4:
-        return _empty_result(np.arange(len(lines)))
-    extracted = pc.extract_regex(lines, _tab_pattern(layout))
-    day, time, size, target = (extracted.field(k) for k in ("day", "time", "size", "target"))
-    keep = pc.fill_null(_valid_day_vec(day), False)
-    rejected = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
-    return BlockResult(_records_table(day, time, offset, size, target, keep), rejected, len(lines))
+def _gather_cells(data: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
+    """uint8 array of shape (len(start), width): the ``width`` bytes from each start, one copy per row (a strided view
+    whose items are ``width``-byte windows). Windows are clipped to end inside ``data``: a row whose cell is shorter
+    than ``width`` may then hold other bytes, so callers check cell lengths."""
+    if len(data) < width:
+        data = np.concatenate([data, np.zeros(width - len(data), np.uint8)])
+    windows = np.ndarray((len(data) - width + 1,), f"V{width}", data, strides=(1,))
+    return windows[np.minimum(start, len(data) - width)].view(np.uint8).reshape(len(start), width)
 
 
-def _make_tab_block_functions(find_headers: Callable[[bytes], list], read_header: Callable, offset: str = "+0000"):
-    """(parse_block, state_after) for a tab-separated format whose header lines ``find_headers`` locates."""
-    def parse_block(block: bytes, state: ParserState) -> BlockResult:
-        parts, layout, pos, first_line = [], state.layout, 0, 0
-        for start in find_headers(block) + [None]:
-            segment = block[pos:start]
-            part = _tab_fast_path(segment, layout, offset)
-            parts.append((first_line, part))
-            first_line += part.n_lines
-            if start is None:
-                break
-            parts.append((first_line, _empty_result(np.arange(1))))   # the header itself: parse_line's job
-            first_line += 1
-            layout = read_header(_line_at(block, start))
-            end = block.find(b"\n", start)
-            pos = len(block) if end < 0 else end + 1
-        return BlockResult(pa.concat_tables([p.records for _, p in parts]),
-                           np.concatenate([p.rejected + first for first, p in parts]), first_line)
+def _matches_shape(cells: np.ndarray, low: bytes, high: bytes) -> np.ndarray:
+    """True for the rows of ``cells`` (uint8, shape (n, len(low))) whose every byte is within low[i]..high[i]."""
+    return ((cells >= np.frombuffer(low, np.uint8)) & (cells <= np.frombuffer(high, np.uint8))).all(axis=1)
 
-    def state_after(block: bytes, state: ParserState) -> ParserState:
-        starts = find_headers(block)
-        if not starts:
-            return state
-        return ParserState(read_header(_line_at(block, starts[-1])))
-    return parse_block, state_after
+
+def _two_digits(cells: np.ndarray, column: int) -> np.ndarray:
+    return (cells[:, column].astype(np.int32) - ord("0")) * 10 + cells[:, column + 1] - ord("0")
+
+
+def _day_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
+    """(uint8 array of shape (n, 10), valid bool array): cells that are real 'YYYY-MM-DD' dates, by the rule of
+    ``_valid_day`` (years 1-9999, Gregorian leap years), checked with whole-array arithmetic."""
+    cells = _gather_cells(data, start, 10)
+    valid = (end - start == 10) & _matches_shape(cells, b"0000-00-00", b"9999-99-99")
+    year, month, day = _two_digits(cells, 0) * 100 + _two_digits(cells, 2), _two_digits(cells, 5), \
+        _two_digits(cells, 8)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    valid &= (year >= 1) & (month >= 1) & (month <= 12)
+    days_in_month = _DAYS_IN_MONTH[np.where(valid, month, 0)] + ((month == 2) & leap)
+    return cells, valid & (day >= 1) & (day <= days_in_month)
+
+
+def _time_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
+    """(uint8 array of shape (n, 8), valid bool array): cells that are 'HH:MM:SS' times (the _valid_time rule)."""
+    cells = _gather_cells(data, start, 8)
+    valid = (end - start == 8) & _matches_shape(cells, b"00:00:00", b"29:59:59")
+    return cells, valid & ((cells[:, 0] < ord("2")) | (cells[:, 1] <= ord("3")))
+
+
+def _size_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
+    """(int64 sizes, missing bool array, valid bool array) of size cells: 1-18 digits, or '-' (0, missing)."""
+    length = end - start
+    width = int(min(max(length.max(initial=1), 1), 18))
+    cells = _gather_cells(data, np.maximum(end - width, 0), width)   # right-aligned in ``width`` columns...
+    for row in np.flatnonzero(end < width).tolist():   # ...except cells ending within ``width`` bytes of the start
+        cells[row] = 0
+        cells[row, width - end[row]:] = data[:end[row]]
+    inside = np.arange(width) >= (width - length)[:, None]
+    numeric = (length >= 1) & (length <= 18) & (((cells >= ord("0")) & (cells <= ord("9"))) | ~inside).all(axis=1)
+    missing = (length == 1) & (cells[:, -1] == _DASH)
+    digits = np.where(inside & numeric[:, None], cells - np.uint8(ord("0")), np.uint8(0)).astype(np.int64)
+    return digits @ _PLACE_VALUES[18 - width:], missing, numeric | missing
+
+
+def _fixed_width_strings(cells: np.ndarray) -> pa.Array:
+    """String array from an ASCII uint8 array of shape (n, width), one value per row (one copy)."""
+    n, width = cells.shape
+    offsets = (np.arange(n + 1, dtype=np.int32) * width)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(cells)))
+
+
+def _cells_as_binary(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Array:
+    """Binary array of the cells data[start:end] (in increasing, non-overlapping order), copied by pyarrow's take
+    from a zero-copy array whose values alternate cell, gap, cell, gap."""
+    bounds = np.empty(2 * len(start) + 1, np.int32)
+    bounds[0:-1:2], bounds[1::2], bounds[-1] = start, end, end[-1] if len(end) else 0
+    pieces = pa.BinaryArray.from_buffers(pa.binary(), 2 * len(start), [None, pa.py_buffer(bounds), pa.py_buffer(data)])
+    return pieces.take(pa.array(np.arange(0, 2 * len(start), 2)))
+
+
+def _tab_fast_path(index: BlockIndex, first_line: int, end_line: int, layout: Optional[TabLayout],
+                   offset: str) -> tuple:
+    r"""(records table, rejected line indices) for the lines first_line..end_line-1 of a header-free run.
+
+    Works on the delimiter positions of the index instead of running a regex over every line: a line is taken when
+    its first ``layout.needed`` fields are delimited by tabs, the last of them ending at a tab, the line end, or a
+    '\r' right before the line end (what the old RE2 pattern ``^cell\tcell...(?:\t|\r?\n?$)`` accepted, cells free of
+    tab, CR and LF), and its date, time and size cells are valid. Everything else goes back as rejected.
+    """
+    lines = np.arange(first_line, end_line)
+    if layout is None or len(lines) == 0 or len({layout.day, layout.time, layout.size, layout.target}) < 4:
+        return RECORD_SCHEMA.empty_table(), lines
+    data, (positions, chars, newline_at) = index.data, index.delimiters
+    # index into positions of each line's first delimiter
+    first = np.empty(len(lines), np.int64)
+    first[0] = newline_at[first_line - 1] + 1 if first_line else 0
+    first[1:] = newline_at[first_line:end_line - 1] + 1
+    last = len(positions) - 1
+    ok = np.ones(len(lines), bool)
+    for j in range(layout.needed - 1):   # a line with too few fields meets its own '\n' (never a tab) first
+        ok &= chars[np.minimum(first + j, last)] == _TAB
+    closing = np.minimum(first + layout.needed - 1, last)
+    after = chars[closing]
+    ok &= (after == _TAB) | (after == _LF) | ((after == _CR) & (positions[closing] + 1 == index.line_ends[lines]))
+    rows = np.flatnonzero(ok)
+    first = first[rows]
+
+    def cell(j: int) -> tuple:
+        start = index.line_offsets[lines[rows]] if j == 0 else positions[first + j - 1] + 1
+        return start, positions[first + j]
+
+    day_cells, valid = _day_cells(data, *cell(layout.day))
+    time_cells, time_ok = _time_cells(data, *cell(layout.time))
+    sizes, missing, size_ok = _size_cells(data, *cell(layout.size))
+    valid &= time_ok & size_ok
+    target_start, target_end = cell(layout.target)
+    if not valid.all():
+        day_cells, time_cells, sizes, missing = day_cells[valid], time_cells[valid], sizes[valid], missing[valid]
+        target_start, target_end = target_start[valid], target_end[valid]
+        ok[:] = False
+        ok[rows[valid]] = True
+    n = len(sizes)
+    zone = np.frombuffer(offset.encode(), np.uint8)
+    table = pa.Table.from_arrays(
+        [_fixed_width_strings(day_cells), _fixed_width_strings(time_cells),
+         _fixed_width_strings(np.broadcast_to(zone, (n, len(zone)))), pa.array(sizes), pa.array(missing),
+         _cells_as_binary(data, target_start, target_end)], schema=RECORD_SCHEMA)
+    return table, lines[~ok]
+
+
+def _make_tab_parse_indexed(offset: str = "+0000") -> Callable[[BlockIndex, ParserState], BlockResult]:
+    """parse_indexed for a tab-separated format: the fast path over each run of lines between header lines, with the
+    layout in force there; header lines themselves are left to parse_line."""
+    def parse_indexed(index: BlockIndex, state: ParserState) -> BlockResult:
+        tables, rejected, layout, start = [], [], state.layout, 0
+        for header_line, header_layout in index.headers + [(index.n_lines, None)]:
+            table, bad = _tab_fast_path(index, start, header_line, layout, offset)
+            tables.append(table)
+            rejected.append(bad)
+            if header_line < index.n_lines:
+                rejected.append(np.array([header_line]))
+            layout, start = header_layout, header_line + 1
+        return BlockResult(pa.concat_tables(tables), np.concatenate(rejected), index.n_lines)
+    return parse_indexed
 
 
 def _tsv_header(text: bytes):
@@ -318,18 +485,9 @@ def _tsv_header(text: bytes):
     return layout_from_names(names, dict(zip(("day", "time", "size", "target"), TSV_COLUMNS)))
 
 
-_TSV_HEADER_CANDIDATE = re.compile(rb"(?m)^[A-Za-z][^\n]*\t")
-
-
-def _line_at(block: bytes, start: int) -> bytes:
-    end = block.find(b"\n", start)
-    return _strip_eol(block[start:None if end < 0 else end])
-
-
-def _find_tsv_headers(block: bytes) -> list:
-    # Data lines start with a digit, so only lines starting with a letter can be header lines.
-    return [m.start() for m in _TSV_HEADER_CANDIDATE.finditer(block)
-            if _tsv_header(_line_at(block, m.start())) is not _NO_HEADER]
+#: tsv data lines start with a digit, so only lines starting with a letter are read as possible header lines.
+_TSV_HEADER_START = np.zeros(256, bool)
+_TSV_HEADER_START[[*range(ord("A"), ord("Z") + 1), *range(ord("a"), ord("z") + 1)]] = True
 
 
 def _tsv_default_layout() -> TabLayout:
@@ -343,17 +501,8 @@ def _cloudfront_header(text: bytes):
     return layout_from_names(names, CLOUDFRONT_COLUMNS) if set(CLOUDFRONT_COLUMNS.values()) <= set(names) else None
 
 
-def _find_cloudfront_headers(block: bytes) -> list:
-    if b"#" not in block:   # single-byte search is memchr-fast; CloudFront URL-encodes '#' inside fields
-        return []
-    starts, pos = [], 0 if block.startswith(b"#Fields:") else block.find(b"\n#Fields:")
-    if pos == 0:
-        starts.append(0)
-        pos = block.find(b"\n#Fields:", 1)
-    while pos >= 0:
-        starts.append(pos + 1)
-        pos = block.find(b"\n#Fields:", pos + 1)
-    return starts
+_CLOUDFRONT_HEADER_START = np.zeros(256, bool)
+_CLOUDFRONT_HEADER_START[ord("#")] = True
 
 
 def _cloudfront_default_layout() -> TabLayout:
@@ -428,11 +577,11 @@ def _bracket_columns(extracted: pa.StructArray, first: int):
     return day, time, offset, pc.is_valid(month)
 
 
-def _make_regex_parse_block(pattern: str, s3: bool) -> Callable[[bytes, ParserState], BlockResult]:
+def _make_regex_parse_indexed(pattern: str, s3: bool) -> Callable[[BlockIndex, ParserState], BlockResult]:
     named = _name_groups(pattern, _S3_GROUPS if s3 else _CLF_GROUPS)   # pyarrow's extract_regex needs names
 
-    def parse_block(block: bytes, state: ParserState) -> BlockResult:
-        lines = _line_array(block)
+    def parse_indexed(index: BlockIndex, state: ParserState) -> BlockResult:
+        lines = _line_array(index)
         extracted = pc.extract_regex(lines, named)
         day, time, offset, month_ok = _bracket_columns(extracted, 0)
         request = pc.fill_null(extracted.field("request"), b"")
@@ -445,7 +594,7 @@ def _make_regex_parse_block(pattern: str, s3: bool) -> Callable[[bytes, ParserSt
         rejected = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
         return BlockResult(_records_table(day, time, offset, extracted.field("size"), target, keep), rejected,
                            len(lines))
-    return parse_block
+    return parse_indexed
 
 
 def _name_groups(pattern: str, names) -> str:
@@ -472,25 +621,26 @@ def _name_groups(pattern: str, names) -> str:
 
 _CLF_RE = re.compile(_name_groups(CLF_PATTERN, _CLF_GROUPS).encode())
 _S3_RE = re.compile(_name_groups(S3_PATTERN, _S3_GROUPS).encode())
-_TSV_BLOCK = _make_tab_block_functions(_find_tsv_headers, _tsv_header)
-_CLOUDFRONT_BLOCK = _make_tab_block_functions(_find_cloudfront_headers, _cloudfront_header)
 
 FORMATS = {
     "tsv": LogFormat(
         "tsv", "tab-separated 'date time size url' with a header line (the take-home's dummy CDN log)",
-        _looks_like_tab(4, 6), _make_tab_parse_line(_tsv_header), *_TSV_BLOCK,
+        _looks_like_tab(4, 6), _make_tab_parse_line(_tsv_header),
+        _make_tab_index_block(_TSV_HEADER_START, _tsv_header), _make_tab_parse_indexed(),
         initial_state=lambda: ParserState(_tsv_default_layout())),
     "cloudfront": LogFormat(
         "cloudfront", "AWS CloudFront standard log (#Fields: header, tab-separated, UTC)",
-        _looks_like_tab(15, 1000), _make_tab_parse_line(_cloudfront_header), *_CLOUDFRONT_BLOCK,
+        _looks_like_tab(15, 1000), _make_tab_parse_line(_cloudfront_header),
+        _make_tab_index_block(_CLOUDFRONT_HEADER_START, _cloudfront_header), _make_tab_parse_indexed(),
         initial_state=lambda: ParserState(_cloudfront_default_layout())),
     "clf": LogFormat(
         "clf", "Apache/Nginx common or combined log format", lambda line: bool(_CLF_RE.match(_strip_eol(line))),
         _make_bracket_parse_line(_CLF_RE, "a common/combined log line ([time] \"request\" status size)"),
-        _make_regex_parse_block(CLF_PATTERN, s3=False)),
+        _index_lines, _make_regex_parse_indexed(CLF_PATTERN, s3=False)),
     "s3": LogFormat(
         "s3", "Amazon S3 server access log", lambda line: bool(_S3_RE.match(_strip_eol(line))),
-        _make_bracket_parse_line(_S3_RE, "an S3 server access log line"), _make_regex_parse_block(S3_PATTERN, s3=True)),
+        _make_bracket_parse_line(_S3_RE, "an S3 server access log line"), _index_lines,
+        _make_regex_parse_indexed(S3_PATTERN, s3=True)),
 }
 
 #: Order in which detection tries formats on a sample line: the most specific shapes first.

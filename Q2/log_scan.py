@@ -21,7 +21,7 @@ import io
 import re
 import sys
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator, Optional
 
@@ -193,7 +193,7 @@ def url_paths(targets: pa.Array) -> pa.Array:
     paths = targets
     if pc.any(pc.match_substring(targets, "://")).as_py():
         paths = pc.replace_substring_regex(paths, r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*", b"")
-    if pc.any(pc.or_(pc.match_substring(paths, "?"), pc.match_substring(paths, "#"))).as_py():
+    if pc.any(pc.match_substring_regex(paths, "[?#]")).as_py():
         paths = pc.replace_substring_regex(paths, r"[?#][\x00-\xff]*$", b"")
     return paths
 
@@ -249,11 +249,7 @@ def _percent_decode_all(paths: pa.Array) -> pa.Array:
 
 
 def url_extensions(paths: pa.Array) -> pa.Array:
-    """Lower-case extension of each (undecoded) URL path, after percent-decoding; '' when there is none.
-
-    Decoding cannot change a last segment without '%', so only paths whose last segment has one are decoded.
-    """
-    paths = percent_decode(paths, pc.match_substring_regex(paths, r"%[^/]*$"))
+    """Lower-case extension of each URL path (binary, already percent-decoded); '' when there is none."""
     found = pc.struct_field(pc.extract_regex(paths, r"\.(?P<ext>[A-Za-z0-9_+\-]{1,32})$"), [0])
     return pc.utf8_lower(pc.fill_null(found, b"").cast(pa.string()))
 
@@ -269,17 +265,16 @@ def local_days(records: pa.Table, tz: Optional[str]) -> pa.Array:
 
 
 def _may_match(targets: pa.Array, wanted: frozenset) -> pa.Array:
-    """Cheap superset of the targets whose extension is wanted: ends in '.ext' before any ?/#, or has a '%'.
-
-    Lets the exact (slower) path/extension work run on candidate rows only.
+    """Cheap superset of the targets whose extension is wanted: ends in '.ext' before any ?/#, or has a '%'
+    (one regex pass). Lets the exact (slower) path/extension work run on candidate rows only.
     """
     alternatives = "|".join(sorted(re.escape(e) for e in wanted))
-    ends_with_ext = pc.match_substring_regex(targets, rf"\.(?:{alternatives})(?:[?#][\x00-\xff]*)?$", ignore_case=True)
-    return pc.or_(ends_with_ext, pc.match_substring(targets, "%"))
+    return pc.match_substring_regex(targets, rf"\.(?:{alternatives})(?:[?#][\x00-\xff]*)?$|%", ignore_case=True)
 
 
 def select_requests(records: pa.Table, query: BytesQuery) -> pa.Table:
-    """The records that match ``query``, as a table of (day, ext, path, bytes, bytes_missing); path undecoded.
+    """The records that match ``query``, as a table of (day, ext, path, bytes, bytes_missing); the path is decoded
+    ('/a%20b.jpg' and '/a b.jpg' are one URL).
 
     records: table with log_formats.RECORD_SCHEMA. Day filtering comes first so URL work is done on fewer rows.
     """
@@ -288,7 +283,7 @@ def select_requests(records: pa.Table, query: BytesQuery) -> pa.Table:
     in_range = pc.and_(pc.greater_equal(days, query.start.isoformat()), pc.less_equal(days, query.end.isoformat()))
     kept = records.select(["target", "bytes", "bytes_missing"]).append_column("local_day", days).filter(in_range)
     kept = kept.filter(_may_match(kept.column("target").combine_chunks(), wanted))
-    paths = url_paths(kept.column("target").combine_chunks())
+    paths = percent_decode(url_paths(kept.column("target").combine_chunks()))
     exts = url_extensions(paths)
     match = pc.is_in(exts, value_set=pa.array(sorted(wanted), pa.string()))
     return pa.table({"day": pc.filter(kept.column("local_day"), match), "ext": pc.filter(exts, match),
@@ -309,14 +304,14 @@ def summarise_selection(selected: pa.Table) -> BytesSummary:
         summary.total_bytes += pc.sum(part.column("bytes")).as_py()
         summary.requests += part.num_rows
         summary.bytes_missing += pc.sum(part.column("bytes_missing").cast(pa.int64())).as_py()
-        for key, target in (("day", summary.by_day), ("ext", summary.by_extension)):
-            grouped = part.group_by(key).aggregate([("bytes", "sum"), ("bytes", "count")])
-            for k, b, c in zip(*(grouped.column(n).to_pylist() for n in (key, "bytes_sum", "bytes_count"))):
-                target[k][0] += b
-                target[k][1] += c
-        # grouped by the decoded path ('/a%20b.jpg' and '/a b.jpg' are one URL), in the worker threads
-        paths = percent_decode(part.column("path").combine_chunks())
-        by_url = pa.table({"path": paths, "bytes": part.column("bytes")}).group_by("path").aggregate([("bytes", "sum")])
+        # Single-threaded group-bys: this runs in a worker thread already; Arrow's pool would only add hand-offs.
+        grouped = part.group_by(["day", "ext"], use_threads=False).aggregate([("bytes", "sum"), ("bytes", "count")])
+        for day, ext, nbytes, count in zip(*(grouped.column(n).to_pylist()
+                                             for n in ("day", "ext", "bytes_sum", "bytes_count"))):
+            for key, target in ((day, summary.by_day), (ext, summary.by_extension)):
+                target[key][0] += nbytes
+                target[key][1] += count
+        by_url = part.select(["path", "bytes"]).group_by("path", use_threads=False).aggregate([("bytes", "sum")])
         summary.url_tables.append(by_url.rename_columns(["path", "bytes"]))
     return summary
 
@@ -335,24 +330,69 @@ def open_log(source: str) -> tuple:
     return peekable, peekable
 
 
-def iter_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE, source: str = "input") -> Iterator[bytes]:
-    """Blocks of whole lines (the last may lack '\\n'); a UTF-8 byte-order mark at the very start is dropped.
+class BlockReader:
+    """Blocks of whole lines from a binary stream, read into a few reused buffers.
 
+    Each block is a memoryview of a buffer (the last block may lack its final '\\n'); a UTF-8 byte-order mark at the
+    very start is dropped. The bytes of a block are read once, straight into the buffer (no second copy to finish
+    the last line, no fresh 16 MiB allocation per block); the buffer is reused only after ``release(block)``, so a
+    caller keeps as many buffers as it has blocks in flight. A line longer than a buffer gets a bigger buffer.
     Raises LogInputError naming ``source`` when a gzip stream is corrupt or truncated.
     """
-    first = True
-    while True:
+
+    def __init__(self, stream: BinaryIO, block_size: int = BLOCK_SIZE, source: str = "input"):
+        self.stream, self.block_size, self.source = stream, max(1, block_size), source
+        self._free: list = []      # buffers no block refers to any more
+        self._owner: dict = {}     # id(block view) -> its buffer
+
+    def release(self, block: memoryview) -> None:
+        """Give the buffer of ``block`` back for reuse; nothing may use ``block`` afterwards."""
+        self._free.append(self._owner.pop(id(block)))
+
+    def _buffer(self, at_least: int) -> bytearray:
+        while self._free:
+            buffer = self._free.pop()
+            if len(buffer) >= at_least:
+                return buffer
+        return bytearray(max(self.block_size, at_least))
+
+    def _fill(self, buffer: bytearray, start: int) -> int:
+        """Read into buffer[start:] until it is full or the stream ends; return the end of the data."""
+        view, end = memoryview(buffer), start
         try:
-            block = stream.read(block_size)
-            if block and not block.endswith(b"\n"):
-                block += stream.readline()   # finish the last line: one copy, and only of a partial block
+            while end < len(buffer):
+                got = self.stream.readinto(view[end:])
+                if not got:
+                    break
+                end += got
         except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-            raise LogInputError(f"{source}: not a valid gzip file ({error})") from None
-        if first:
-            block, first = block.removeprefix(b"\xef\xbb\xbf"), False
-        if not block:
-            return
-        yield block
+            raise LogInputError(f"{self.source}: not a valid gzip file ({error})") from None
+        finally:
+            view.release()
+        return end
+
+    def __iter__(self) -> Iterator[memoryview]:
+        carry, first = b"", True   # carry: the partial last line of the previous buffer
+        while True:
+            buffer = self._buffer(2 * len(carry))
+            buffer[:len(carry)] = carry
+            end = self._fill(buffer, len(carry))
+            while end == len(buffer) and buffer.rfind(b"\n", 0, end) < 0:   # a line longer than the buffer
+                bigger = bytearray(2 * len(buffer))
+                bigger[:end] = buffer
+                buffer, end = bigger, self._fill(bigger, end)
+            at_eof = end < len(buffer)
+            start = 3 if first and end >= 3 and buffer[:3] == b"\xef\xbb\xbf" else 0
+            first = False
+            cut = end if at_eof else buffer.rfind(b"\n", start, end) + 1   # the block is buffer[start:cut]
+            if cut <= start:   # nothing left (the stream ended, or held only a byte-order mark)
+                return
+            carry = bytes(buffer[cut:end])
+            block = memoryview(buffer)[start:cut]
+            self._owner[id(block)] = buffer
+            yield block
+            if at_eof:
+                return
 
 
 # ---------------------------------------------------------------- scanning
@@ -363,28 +403,26 @@ class _BlockOutcome:
     summary: BytesSummary
 
 
-def _split_lines(block: bytes) -> list:
-    lines = block.split(b"\n")
-    return lines[:-1] if block.endswith(b"\n") else lines
+def parse_block_fully(block, fmt: log_formats.LogFormat, state: log_formats.ParserState,
+                      index: Optional[log_formats.BlockIndex] = None) -> tuple:
+    """Records of every usable line of ``block`` (bytes-like, whole lines) plus the per-line verdicts of the rest.
 
-
-def parse_block_fully(block: bytes, fmt: log_formats.LogFormat, state: log_formats.ParserState) -> tuple:
-    """Records of every usable line of ``block`` plus the per-line verdicts of the rest.
-
+    index: ``fmt.index_block(block)`` when already computed.
     Returns (records table with RECORD_SCHEMA, n_lines, verdicts) where verdicts is a list of
-    (0-based line index, COMMENT | BLANK | Malformed) for the lines that are not records.
+    (0-based line index, COMMENT | BLANK | Malformed, line bytes without '\\n') for the lines that are not records.
     """
-    fast = fmt.parse_block(block, state)
+    index = fmt.index_block(block) if index is None else index
+    fast = fmt.parse_indexed(index, state)
     verdicts, slow_records = [], []
     if len(fast.rejected):
-        lines = _split_lines(block)
         line_state = log_formats.ParserState(state.layout)
-        for index in fast.rejected.tolist():
-            result = fmt.parse_line(lines[index], line_state)
+        for i in fast.rejected.tolist():
+            line = index.line(i)
+            result = fmt.parse_line(line, line_state)
             if isinstance(result, Record):
                 slow_records.append(result)
             else:
-                verdicts.append((index, result, lines[index]))
+                verdicts.append((i, result, line))
     records = fast.records
     if slow_records:
         slow = pa.Table.from_arrays([pa.array(list(col), type=f.type) for col, f in
@@ -393,12 +431,23 @@ def parse_block_fully(block: bytes, fmt: log_formats.LogFormat, state: log_forma
     return records, fast.n_lines, verdicts
 
 
-def _scan_block(block: bytes, fmt, state, query: BytesQuery, max_examples: int) -> _BlockOutcome:
-    records, n_lines, verdicts = parse_block_fully(block, fmt, state)
+def _scan_block(block, fmt, state_before: Future, state_after: Future, query: BytesQuery,
+                max_examples: int) -> _BlockOutcome:
+    """Count one block. Its starting parser state comes from the previous block's job (``state_before``); the state at
+    its end is handed on (``state_after``) as soon as its lines are indexed, before the slower parsing."""
+    try:
+        index = fmt.index_block(block)
+        state = state_before.result()
+        state_after.set_result(index.state_after(state))
+    except BaseException as error:   # the next block's job waits on this: never leave it waiting
+        state_after.set_exception(error)
+        raise
+    records, n_lines, verdicts = parse_block_fully(block, fmt, state, index)
+    del index   # nothing of the block's buffer outlives the job: the reader reuses it
     selected = select_requests(records, query)
     accounting = FileAccounting("", fmt.name, lines_read=n_lines, lines_used=selected.num_rows,
                                 lines_not_matching=records.num_rows - selected.num_rows)
-    for index, verdict, line in verdicts:
+    for line_index, verdict, line in verdicts:
         if verdict == COMMENT:
             accounting.comment_lines += 1
         elif verdict == BLANK:
@@ -407,7 +456,7 @@ def _scan_block(block: bytes, fmt, state, query: BytesQuery, max_examples: int) 
             accounting.malformed_lines += 1
             if len(accounting.malformed_examples) < max_examples:
                 text = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
-                accounting.malformed_examples.append((index, verdict.reason, text[:200]))
+                accounting.malformed_examples.append((line_index, verdict.reason, text[:200]))
     return _BlockOutcome(accounting, summarise_selection(selected))
 
 
@@ -419,41 +468,48 @@ def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, 
     The summary's ``files`` holds this file's FileAccounting (malformed examples with 1-based line numbers).
     format_name: one of log_formats.FORMATS, or None to detect from the first lines.
     progress: called after each block with the number of (compressed) input bytes it consumed.
+    workers: threads that index, parse and count blocks while this thread reads the next ones; at most
+        ``workers + 1`` blocks are in flight, so memory stays flat.
     Raises LogInputError (unknown format, corrupt gzip), OSError (missing/unreadable file).
     """
     stream, raw = open_log(source)
     try:
-        blocks = iter_blocks(stream, block_size, source)
-        first = next(blocks, b"")
-        if not first:   # an empty file (or stdin) is zero lines, not an error
+        reader = BlockReader(stream, block_size, source)
+        blocks = iter(reader)
+        first = next(blocks, None)
+        if first is None:   # an empty file (or stdin) is zero lines, not an error
             return BytesSummary(files=[FileAccounting(source, format_name or "empty")])
-        sample_lines = first[:1 << 20].split(b"\n")[:200]
+        sample_lines = first[:1 << 20].tobytes().split(b"\n")[:200]
         name = format_name or log_formats.detect_format(sample_lines)
         check_header(source, sample_lines, name)
         fmt = FORMATS[name]
         accounting = FileAccounting(source, name)
         total = BytesSummary()
-        state = fmt.initial_state()
+        state = Future()
+        state.set_result(fmt.initial_state())
         pending: collections.deque = collections.deque()
         consumed = 0
 
-        def collect(future):   # blocks are collected in file order, so line numbers add up
+        def collect():   # blocks are collected in file order, so line numbers add up
+            future, block = pending.popleft()
             outcome = future.result()
+            reader.release(block)
             accounting.add_block(outcome.accounting, accounting.lines_read, max_examples)
             total.add(outcome.summary)
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for block in _chain(first, blocks):
-                pending.append(pool.submit(_scan_block, block, fmt, state, query, max_examples))
-                state = fmt.state_after(block, state)
+                state_after = Future()
+                pending.append((pool.submit(_scan_block, block, fmt, state, state_after, query, max_examples), block))
+                state = state_after
                 if progress is not None:
                     now = raw.tell() if raw.seekable() else consumed + len(block)
                     progress(now - consumed)
                     consumed = now
                 while len(pending) > workers:   # bounded read-ahead keeps memory flat
-                    collect(pending.popleft())
+                    collect()
             while pending:
-                collect(pending.popleft())
+                collect()
         total.files.append(accounting)
         return total
     finally:
@@ -485,9 +541,8 @@ def printable(line: bytes, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
+def _chain(first, rest: Iterator) -> Iterator:
+    yield first
     yield from rest
 
 
