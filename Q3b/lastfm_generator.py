@@ -98,15 +98,14 @@ def _generate_profiles(rng, n_users: int, reference: ProfileReference) -> pd.Dat
     return pd.DataFrame({"user": users, "gender": gender, "age": age_text, "country": country, "signup": signup_text})
 
 
-def _taste_clusters(rng, profiles: pd.DataFrame, n_clusters: int) -> np.ndarray:
-    """Cluster per user drawn from logits tied to country and 5-year age band (Gumbel-max sampling)."""
+def _taste_logits(rng, profiles: pd.DataFrame, n_genres: int) -> np.ndarray:
+    """(n_users, n_genres) genre preference logits tied to country and 5-year age band (a random effect each)."""
     countries, country_code = np.unique(profiles["country"].to_numpy(), return_inverse=True)
     age = pd.to_numeric(profiles["age"], errors="coerce").to_numpy()
     band = np.where((age >= 10) & (age <= 80), (np.nan_to_num(age, nan=0) // 5).astype(int), 0)
-    country_logits = rng.normal(0, 2.0, (len(countries), n_clusters))
-    band_logits = rng.normal(0, 1.5, (20, n_clusters))
-    logits = country_logits[country_code] + band_logits[np.clip(band, 0, 19)]
-    return np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+    country_logits = rng.normal(0, 2.0, (len(countries), n_genres))
+    band_logits = rng.normal(0, 1.5, (20, n_genres))
+    return (country_logits[country_code] + band_logits[np.clip(band, 0, 19)]).astype(np.float32)
 
 
 def _zipf_cdf(n: int, offset: float, exponent: float = 1.1) -> np.ndarray:
@@ -118,48 +117,105 @@ def _sample_zipf(rng, weights_cdf: np.ndarray, n: int) -> np.ndarray:
     return np.minimum(np.searchsorted(weights_cdf, rng.random(n) * weights_cdf[-1]), len(weights_cdf) - 1)
 
 
-def _generate_plays(rng, profiles: pd.DataFrame, n_artists: int, artists_per_user: int, n_clusters: int):
-    """(user index, artist index, plays) arrays: ~artists_per_user distinct artists per user, sorted by plays."""
+NICHE_ARTISTS = 40  # artists per niche on average: the number of niches grows with the catalogue
+MAX_NICHES_PER_USER = 5
+
+
+@dataclass
+class TasteModel:
+    """Latent structure behind the generated plays (not written to the files; for tests and diagnostics).
+
+    ``artist_genre`` (n_artists,); ``niche_genre`` (n_niches,); ``artist_niche`` (n_artists,) the niche that
+    owns the artist; ``user_niches`` (n_users, MAX_NICHES_PER_USER) niche ids, -1 padded; ``user_weights`` the
+    same shape, each row's share of niche-driven draws (sums to 1); ``primary_niche``/``primary_genre``
+    (n_users,) the niche with the largest weight and its genre.
+    """
+
+    artist_genre: np.ndarray
+    niche_genre: np.ndarray
+    artist_niche: np.ndarray
+    user_niches: np.ndarray
+    user_weights: np.ndarray
+
+    @property
+    def primary_niche(self) -> np.ndarray:
+        return self.user_niches[np.arange(len(self.user_niches)), self.user_weights.argmax(1)]
+
+    @property
+    def primary_genre(self) -> np.ndarray:
+        return self.niche_genre[self.primary_niche]
+
+
+def _taste_model(rng, profiles: pd.DataFrame, n_artists: int, n_genres: int) -> TasteModel:
+    """Genres (fixed number, tied to country and age) split into niches that own disjoint sets of artists; each
+    user follows 1-5 niches (1 + Poisson(1.2), capped), each niche's genre drawn from the user's own genre
+    preferences, the niche within the genre by a power law (some niches are big), weights Dirichlet(1)."""
     n_users = len(profiles)
-    cluster = _taste_clusters(rng, profiles, n_clusters)
+    artist_genre = rng.integers(0, n_genres, n_artists)
+    n_niches = max(2 * n_genres, n_artists // NICHE_ARTISTS)
+    niche_genre = np.arange(n_niches) % n_genres
+    # a niche owns a random share of its genre's artists (genre members dealt out round-robin in random order)
+    artist_niche = np.empty(n_artists, np.int64)
+    for g in range(n_genres):
+        members = rng.permutation(np.flatnonzero(artist_genre == g))
+        niches = np.flatnonzero(niche_genre == g)
+        artist_niche[members] = niches[np.arange(len(members)) % len(niches)]
+    logits = _taste_logits(rng, profiles, n_genres)
+    n_follow = 1 + np.minimum(rng.poisson(1.2, n_users), MAX_NICHES_PER_USER - 1)
+    user_niches = np.full((n_users, MAX_NICHES_PER_USER), -1, np.int64)
+    per_genre = np.bincount(niche_genre, minlength=n_genres)
+    for slot in range(MAX_NICHES_PER_USER):
+        active = np.flatnonzero(n_follow > slot)
+        genre = np.argmax(logits[active] + rng.gumbel(size=(len(active), n_genres)), axis=1)
+        # niche rank within its genre: density ~ rank ** -0.5 (a few big niches); niche id = genre + n_genres * rank
+        rank = np.minimum((per_genre[genre] * rng.random(len(active)) ** 2).astype(np.int64), per_genre[genre] - 1)
+        user_niches[active, slot] = genre + n_genres * rank
+    weights = (rng.gamma(1.0, size=user_niches.shape) * (user_niches >= 0)).astype(np.float32)
+    return TasteModel(artist_genre, niche_genre, artist_niche, user_niches, weights / weights.sum(1, keepdims=True))
+
+
+def _generate_plays(rng, profiles: pd.DataFrame, n_artists: int, artists_per_user: int, n_genres: int):
+    """(user index, artist index, plays, taste model): ~artists_per_user distinct artists per user, sorted by plays."""
+    n_users = len(profiles)
+    taste = _taste_model(rng, profiles, n_artists, n_genres)
     # most users have a full top-50; the rest fewer (the real file lists each user's top artists)
     n_items = np.where(rng.random(n_users) < 0.9, artists_per_user, rng.integers(1, artists_per_user, n_users))
     n_draw = (n_items * 1.35).astype(np.int64) + 2  # oversample, duplicates are removed below
     user = np.repeat(np.arange(n_users), n_draw)
-    # three sources of draws: 30% the global chart (offset 50: the top artist reaches ~20% of users, as
-    # Radiohead does in the real file), 30% the user's taste cluster (a genre: its own Zipf-popular slice of the
-    # catalogue), 40% the user's scene (~150 users of the same cluster sharing 80 artists of its genre). Scenes
-    # are what neighbours can find and charts cannot.
-    artist = _sample_zipf(rng, _zipf_cdf(n_artists, 50.0), len(user))
+    # every draw first picks one of the user's niches by weight, then a source: 30% the global chart (offset
+    # 10: the top artists reach ~15-25% of users, as Radiohead, The Beatles, Coldplay do in the real file; the
+    # earlier offset 50 gave only ~8%), 30% the niche's genre (its
+    # own Zipf-popular ordering of the genre's artists: the genre's hits), 40% the niche's own artists (a
+    # power law over ~40 artists that nobody outside the niche draws except through the genre or global charts).
+    slot_cdf = np.cumsum(taste.user_weights, axis=1)
+    slot = (rng.random(len(user))[:, None] > slot_cdf[user]).sum(1)
+    niche = taste.user_niches[user, np.minimum(slot, MAX_NICHES_PER_USER - 1)]
+    genre = taste.niche_genre[niche]
+    artist = _sample_zipf(rng, _zipf_cdf(n_artists, 10.0), len(user))
     source = rng.choice(3, len(user), p=[0.3, 0.3, 0.4])
-    genre_of = rng.integers(0, n_clusters, n_artists)
-    n_scenes = max(n_clusters, n_users // 150)
-    per_cluster = (n_scenes - np.arange(n_clusters) + n_clusters - 1) // n_clusters
-    scene = cluster + n_clusters * rng.integers(0, per_cluster[cluster])  # scene s belongs to cluster s % K
-    scene_artists = np.zeros((n_scenes, 80), np.int64)
-    user_cluster = cluster[user]
-    for c in range(n_clusters):
-        members = rng.permutation(np.flatnonzero(genre_of == c))
-        if not len(members):
-            members = np.arange(n_artists)
-        genre_cdf = _zipf_cdf(len(members), 2.0, 1.1)
-        take = (source == 1) & (user_cluster == c)
-        artist[take] = members[_sample_zipf(rng, genre_cdf, int(take.sum()))]
-        scenes = np.arange(c, n_scenes, n_clusters)
-        scene_artists[scenes] = members[_sample_zipf(rng, genre_cdf, len(scenes) * 80)].reshape(len(scenes), 80)
-    take = source == 2
-    artist[take] = scene_artists[scene[user[take]], _sample_zipf(rng, _zipf_cdf(80, 2.0, 0.8), int(take.sum()))]
+    for g in range(n_genres):
+        members = rng.permutation(np.flatnonzero(taste.artist_genre == g))
+        take = np.flatnonzero((source == 1) & (genre == g))
+        if len(members):
+            artist[take] = members[_sample_zipf(rng, _zipf_cdf(len(members), 2.0, 1.1), len(take))]
+    # niche artists: a random order inside each niche, popularity falling as a power of the rank
+    order = np.lexsort((rng.random(n_artists), taste.artist_niche))
+    start = np.searchsorted(taste.artist_niche[order], np.arange(len(taste.niche_genre) + 1))
+    take = np.flatnonzero((source == 2) & (start[niche + 1] > start[niche]))
+    size = start[niche[take] + 1] - start[niche[take]]
+    artist[take] = order[start[niche[take]] + np.minimum((size * rng.random(len(take)) ** 2).astype(np.int64),
+                                                          size - 1)]
     key = np.unique(user.astype(np.int64) * n_artists + artist)
     key = key[np.lexsort((rng.random(len(key)), key // n_artists))]  # random order within each user, so the
     user, artist = key // n_artists, key % n_artists                 # cut below keeps a random subset
     rank = np.arange(len(key)) - np.searchsorted(user, user)
     keep = rank < n_items[user]
     user, artist = user[keep], artist[keep]
-    # favourites are mostly in-taste: artists of the user's own cluster get ~3x the plays
-    in_taste = genre_of[artist] == cluster[user]
+    # favourites are mostly in-taste: artists of the user's niches get ~3x the plays
+    in_taste = (taste.user_niches[user] == taste.artist_niche[artist][:, None]).any(1)
     plays = np.ceil(rng.lognormal(3.4, 1.2, len(user)) * np.where(in_taste, 3.0, 1.0)).astype(np.int64)
     order = np.lexsort((-plays, user))
-    return user[order], artist[order], plays[order]
+    return user[order], artist[order], plays[order], taste
 
 
 def _write_tsv(path, columns) -> None:
@@ -175,28 +231,64 @@ def _write_tsv(path, columns) -> None:
             out.write(memoryview(chunk.buffers()[2])[start:end])
 
 
-def generate_lastfm(out_dir, n_users: int, *, random_state: int = 0, reference: ProfileReference | None = None,
-                    n_artists: int | None = None, artists_per_user: int = 50, n_clusters: int = 40) -> dict:
-    """Write ``usersha1-profile.tsv`` and ``usersha1-artmbid-artname-plays.tsv`` for ``n_users`` into ``out_dir``.
+@dataclass
+class GeneratedTables:
+    """In-memory output of :func:`generate_tables`: ``profiles`` (DataFrame of the five profile columns as text),
+    ``catalogue`` (DataFrame ``artist_mbid``, ``artist_name``), play rows as arrays ``user`` (row of profiles),
+    ``artist`` (row of catalogue), ``plays`` (int64) before the file quirks, and the latent :class:`TasteModel`."""
 
-    Exactly the real format (see module docstring). Artist popularity is Zipf-Mandelbrot (1 / (rank + 50) ** 1.1
-    over the catalogue), play counts log-normal (heavy tail), ~``artists_per_user`` artists per user (90% have the full
-    number), taste clusters drawn from country and age band so neighbours carry signal, and the real quirks:
-    ~1% of artists without mbid, quotes and non-ASCII in names, ~0.3% absurd ages, missing ages/genders at the
-    reference rates, ~0.2% profile-only users (no plays: cold start), ~0.05% plays-only users, a few duplicate
-    (user, artist) rows and rows with 0 plays. ``n_artists`` defaults to 160,000 * (n_users / 359,347) ** 0.7, at least 2,000.
-    Returns counts ``{"users", "plays_rows", "artists"}``. Raises ValueError for n_users < 1.
-    """
+    profiles: pd.DataFrame
+    catalogue: pd.DataFrame
+    user: np.ndarray
+    artist: np.ndarray
+    plays: np.ndarray
+    taste: TasteModel
+
+
+def default_artists(n_users: int) -> int:
+    """Catalogue size for ``n_users``: 160,000 * (n_users / 359,347) ** 0.7, at least 2,000."""
+    return max(2000, int(160_000 * (n_users / 359_347) ** 0.7))
+
+
+def generate_tables(n_users: int, *, random_state: int = 0, reference: ProfileReference | None = None,
+                    n_artists: int | None = None, artists_per_user: int = 50, n_genres: int = 40) -> GeneratedTables:
+    """Profiles, catalogue and play rows of :func:`generate_lastfm` in memory, with the latent taste model.
+
+    Raises ValueError for n_users < 1."""
     if n_users < 1:
         raise ValueError(f"n_users must be at least 1, got {n_users}")
     rng = np.random.default_rng(random_state)
     reference = reference or DEFAULT_REFERENCE
-    n_artists = n_artists or max(2000, int(160_000 * (n_users / 359_347) ** 0.7))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    n_artists = n_artists or default_artists(n_users)
     profiles = _generate_profiles(rng, n_users, reference)
     catalogue = _artist_catalogue(rng, n_artists)
-    user, artist, plays = _generate_plays(rng, profiles, n_artists, artists_per_user, n_clusters)
+    user, artist, plays, taste = _generate_plays(rng, profiles, n_artists, artists_per_user, n_genres)
+    return GeneratedTables(profiles, catalogue, user, artist, plays, taste)
+
+
+def generate_lastfm(out_dir, n_users: int, *, random_state: int = 0, reference: ProfileReference | None = None,
+                    n_artists: int | None = None, artists_per_user: int = 50, n_genres: int = 40) -> dict:
+    """Write ``usersha1-profile.tsv`` and ``usersha1-artmbid-artname-plays.tsv`` for ``n_users`` into ``out_dir``.
+
+    Exactly the real format (see module docstring). The taste model (see the README's Generator section):
+    ``n_genres`` genres whose preference is tied to country and 5-year age band; each genre is split into niches
+    that own ~40 artists each, so the number of niches grows with the catalogue; every user follows 1-5 niches
+    (mean 2.2) with random weights. A user's ~``artists_per_user`` artists (90% have the full number) come 30%
+    from the global chart (Zipf-Mandelbrot 1 / (rank + 10) ** 1.1 over the catalogue), 30% from the genre of one
+    of their niches (Zipf over the genre's artists) and 40% from the niche's own artists. Play counts are
+    log-normal (heavy tail), 3x for the user's niche artists. The real quirks: ~1% of artists without mbid,
+    quotes and non-ASCII in names, ~0.3% absurd ages, missing ages/genders at the reference rates, ~0.2%
+    profile-only users (no plays: cold start), ~0.05% plays-only users, a few duplicate (user, artist) rows and
+    rows with 0 plays. ``n_artists`` defaults to :func:`default_artists`. Returns counts ``{"users",
+    "plays_rows", "artists"}``. Raises ValueError for n_users < 1.
+    """
+    tables = generate_tables(n_users, random_state=random_state, reference=reference, n_artists=n_artists,
+                             artists_per_user=artists_per_user, n_genres=n_genres)
+    rng = np.random.default_rng([random_state, 1])  # the quirks: their own stream
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profiles, catalogue, user, artist, plays = (tables.profiles, tables.catalogue, tables.user, tables.artist,
+                                                tables.plays)
     has_plays = rng.random(n_users) >= 0.002
     keep = has_plays[user]
     user, artist, plays = user[keep], artist[keep], plays[keep]
@@ -210,5 +302,4 @@ def generate_lastfm(out_dir, n_users: int, *, random_state: int = 0, reference: 
     profile_only_ok = rng.random(n_users) >= 0.0005  # plays-only users: left out of the profile file
     written = profiles[profile_only_ok | ~has_plays]
     _write_tsv(out_dir / PROFILES_FILE, [written[c].to_numpy() for c in PROFILE_COLUMNS])
-    return {"users": n_users, "plays_rows": int(len(user)), "artists": n_artists}
-
+    return {"users": n_users, "plays_rows": int(len(user)), "artists": len(catalogue)}
