@@ -127,11 +127,13 @@ def coverage(recommended: np.ndarray, n_artists: int) -> float:
 
 def evaluate(data: UserArtistData, *, k: int = 10, profile_weights=(0.0, 0.03, 0.1, 0.3, 1.0),
              n_neighbours: int = DEFAULT_NEIGHBOURS, max_users: int | None = 5000, baselines: bool = True,
-             random_state: int = 0, progress: bool = False) -> pd.DataFrame:
+             random_state: int = 0, progress: bool = False, method: str = "auto") -> pd.DataFrame:
     """Evaluation table: one row per model with precision/recall/ndcg/map@k, coverage, seconds.
 
-    The user-user recommender appears once per profile weight (the prototype is weight 1.0). Evaluated users:
-    those with hidden artists, a fixed-seed sample of ``max_users`` (None: all); every model sees the same split.
+    The user-user recommender appears once per profile weight (the prototype is weight 1.0); ``method`` is passed
+    to ``neighbours.recommend_users`` ('auto': exact up to its size limit, faiss above; 'exact'; 'ann'; see
+    its docstring). Evaluated users: those with hidden artists, a fixed-seed sample of
+    ``max_users`` (None: all); every model sees the same split.
     """
     train, test = holdout_split(data.plays, random_state=random_state)
     train_data = data.with_plays(train)
@@ -139,7 +141,7 @@ def evaluate(data: UserArtistData, *, k: int = 10, profile_weights=(0.0, 0.03, 0
     if max_users is not None and len(users) > max_users:
         users = np.sort(np.random.default_rng(random_state).choice(users, max_users, replace=False))
     models = [(f"user-user (profile weight {w:g})", w, lambda w=w: recommend_users(
-        train_data, k, users=users, profile_weight=w, k=n_neighbours, random_state=random_state,
+        train_data, k, users=users, profile_weight=w, k=n_neighbours, method=method, random_state=random_state,
         progress=progress).artist) for w in profile_weights]
     if baselines:
         models += [
