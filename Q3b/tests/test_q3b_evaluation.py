@@ -63,3 +63,12 @@ def test_chart_legend_is_outside_the_bars_and_title_names_the_data(tmp_path, mon
     renderer = fig.canvas.get_renderer()
     assert ax.get_legend().get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
     assert "generated look-alike Last.fm data" in ax.get_title()
+
+
+def test_evaluate_passes_the_neighbour_method_through(small_data):
+    # 600 users: 'auto' is exact, so both tables must agree; an unknown method is the recommender's ValueError
+    exact = ev.evaluate(small_data, max_users=200, profile_weights=(0.03,), baselines=False, method="exact")
+    auto = ev.evaluate(small_data, max_users=200, profile_weights=(0.03,), baselines=False)
+    assert exact["ndcg@10"].item() == auto["ndcg@10"].item()
+    with pytest.raises(ValueError, match="method"):
+        ev.evaluate(small_data, max_users=200, profile_weights=(0.03,), baselines=False, method="nope")
