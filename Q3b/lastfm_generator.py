@@ -1,7 +1,9 @@
 """Generator of look-alike Last.fm 360K files (both files, exactly the real format, any scale, fixed seed).
 
 The formats are described in :mod:`lastfm_data`; the real profile sample in ``../shared/data/lastfm/`` is the
-reference for the profile columns' distributions (:func:`profile_reference`).
+reference for the profile columns' distributions (:func:`profile_reference`). Plays follow a taste model of
+genres tied to country and age, niches that own their artists (their number grows with the catalogue) and users
+who mix several niches (:func:`generate_lastfm`; the README's Generator section explains it).
 """
 from __future__ import annotations
 
@@ -182,11 +184,11 @@ def _generate_plays(rng, profiles: pd.DataFrame, n_artists: int, artists_per_use
     n_items = np.where(rng.random(n_users) < 0.9, artists_per_user, rng.integers(1, artists_per_user, n_users))
     n_draw = (n_items * 1.35).astype(np.int64) + 2  # oversample, duplicates are removed below
     user = np.repeat(np.arange(n_users), n_draw)
-    # every draw first picks one of the user's niches by weight, then a source: 30% the global chart (offset
-    # 10: the top artists reach ~15-25% of users, as Radiohead, The Beatles, Coldplay do in the real file; the
-    # earlier offset 50 gave only ~8%), 30% the niche's genre (its
-    # own Zipf-popular ordering of the genre's artists: the genre's hits), 40% the niche's own artists (a
-    # power law over ~40 artists that nobody outside the niche draws except through the genre or global charts).
+    # every draw first picks one of the user's niches by weight, then a source: 30% the global chart (offset 10:
+    # the top artist reaches ~21% of users at full size, as Radiohead reaches about a fifth in the real file; the
+    # earlier offset 50 gave ~8%), 30% the niche's genre (its own Zipf-popular ordering of the genre's artists:
+    # the genre's hits), 40% the niche's own artists (a power law over ~40 artists that nobody outside the niche
+    # draws except through the genre or global charts).
     slot_cdf = np.cumsum(taste.user_weights, axis=1)
     slot = (rng.random(len(user))[:, None] > slot_cdf[user]).sum(1)
     niche = taste.user_niches[user, np.minimum(slot, MAX_NICHES_PER_USER - 1)]
