@@ -352,22 +352,42 @@ def _gather_cells(data: np.ndarray, start: np.ndarray, width: int) -> np.ndarray
     return windows[np.minimum(start, len(data) - width)].view(np.uint8).reshape(len(start), width)
 
 
-def _matches_shape(cells: np.ndarray, low: bytes, high: bytes) -> np.ndarray:
-    """True for the rows of ``cells`` (uint8, shape (n, len(low))) whose every byte is within low[i]..high[i]."""
-    return ((cells >= np.frombuffer(low, np.uint8)) & (cells <= np.frombuffer(high, np.uint8))).all(axis=1)
+def _matches_digit_shape(words: np.ndarray, shape: bytes) -> np.ndarray:
+    """True where the little-endian words (uint64 for 8 bytes, uint16 for 2) hold ``shape`` byte by byte: an ASCII
+    digit where ``shape`` has '0', exactly ``shape``'s byte elsewhere.
+
+    SWAR ("SIMD within a register") test, a few whole-array operations on n words instead of n x 8 bytes: a byte b is
+    a digit iff b & 0xF0 == 0x30 and (b + 6) & 0xF0 == 0x30; adding 6 carries into the next byte only from bytes
+    >= 0xFA, which fail the first test anyway.
+    """
+    mask = expected = add = 0
+    for k, byte in enumerate(shape):
+        digit = byte == ord("0")
+        mask |= (0xF0 if digit else 0xFF) << 8 * k
+        expected |= (0x30 if digit else byte) << 8 * k
+        add |= (0x06 if digit else 0) << 8 * k
+    mask, expected, add = (words.dtype.type(v) for v in (mask, expected, add))
+    return ((words & mask) == expected) & (((words + add) & mask) == expected)
 
 
-def _two_digits(cells: np.ndarray, column: int) -> np.ndarray:
-    return (cells[:, column].astype(np.int32) - ord("0")) * 10 + cells[:, column + 1] - ord("0")
+def _byte(words: np.ndarray, k: int, zero: int = ord("0")) -> np.ndarray:
+    """Byte ``k`` of each little-endian word, minus ``zero``, as int32 (a digit's value for digit bytes)."""
+    return ((words >> words.dtype.type(8 * k)) & words.dtype.type(0xFF)).astype(np.int32) - zero
+
+
+#: A 10-byte 'YYYY-MM-DD' cell seen as an 8-byte word 'YYYY-MM-' and a 2-byte word 'DD'.
+_DAY_WORDS = np.dtype([("head", "<u8"), ("tail", "<u2")])
 
 
 def _day_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
     """(uint8 array of shape (n, 10), valid bool array): cells that are real 'YYYY-MM-DD' dates, by the rule of
     ``_valid_day`` (years 1-9999, Gregorian leap years), checked with whole-array arithmetic."""
     cells = _gather_cells(data, start, 10)
-    valid = (end - start == 10) & _matches_shape(cells, b"0000-00-00", b"9999-99-99")
-    year, month, day = _two_digits(cells, 0) * 100 + _two_digits(cells, 2), _two_digits(cells, 5), \
-        _two_digits(cells, 8)
+    words = cells.view(_DAY_WORDS).reshape(-1)
+    head, tail = words["head"], words["tail"]
+    valid = (end - start == 10) & _matches_digit_shape(head, b"0000-00-") & _matches_digit_shape(tail, b"00")
+    year = _byte(head, 0) * 1000 + _byte(head, 1) * 100 + _byte(head, 2) * 10 + _byte(head, 3)
+    month, day = _byte(head, 5) * 10 + _byte(head, 6), _byte(tail, 0) * 10 + _byte(tail, 1)
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     valid &= (year >= 1) & (month >= 1) & (month <= 12)
     days_in_month = _DAYS_IN_MONTH[np.where(valid, month, 0)] + ((month == 2) & leap)
@@ -377,8 +397,10 @@ def _day_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
 def _time_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
     """(uint8 array of shape (n, 8), valid bool array): cells that are 'HH:MM:SS' times (the _valid_time rule)."""
     cells = _gather_cells(data, start, 8)
-    valid = (end - start == 8) & _matches_shape(cells, b"00:00:00", b"29:59:59")
-    return cells, valid & ((cells[:, 0] < ord("2")) | (cells[:, 1] <= ord("3")))
+    words = cells.view("<u8").reshape(-1)
+    valid = (end - start == 8) & _matches_digit_shape(words, b"00:00:00")
+    hour = _byte(words, 0) * 10 + _byte(words, 1)
+    return cells, valid & (hour < 24) & (_byte(words, 3) < 6) & (_byte(words, 6) < 6)
 
 
 def _size_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
