@@ -31,6 +31,8 @@ SIGNUP_FORMAT = "%b %d, %Y"
 AGE_RANGE = (1, 100)
 NAME_KEY_PREFIX = "name:"
 _SHA1_PATTERN = r"^[0-9a-f]{40}$"
+INT32_MAX = int(np.iinfo(np.int32).max)
+READ_BLOCK_BYTES = 16 << 20  # per read block; measured: smaller blocks keep the per-block hash tables in cache
 
 
 @dataclass
@@ -83,8 +85,14 @@ class LoadReport:
         return "; ".join(parts)
 
 
-def _read_tsv(path, columns, report: LoadReport) -> pa.Table:
-    """Read a headerless TSV as all-string columns with quoting off; count rows with the wrong field count."""
+def _read_tsv(path, columns, report: LoadReport, dictionary: bool = False,
+              block_size: int = READ_BLOCK_BYTES) -> pa.Table:
+    """Read a headerless TSV with quoting off; count rows with the wrong field count.
+
+    Columns are strings, or with ``dictionary`` dictionary-encoded strings (each read block has its own
+    dictionary; the caller unifies them), so repeated values are stored once. Stray ``\\r`` at the end of the
+    last field are trimmed only on string columns (the dictionary caller trims the dictionary values).
+    """
     bad_lines = []
 
     def on_invalid(row):
@@ -97,15 +105,16 @@ def _read_tsv(path, columns, report: LoadReport) -> pa.Table:
                                              if isinstance(unraisable.exc_value, UnicodeDecodeError) else hook(unraisable))
     parse_options = pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=False,
                                        invalid_row_handler=on_invalid)
-    convert_options = pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}, strings_can_be_null=False,
+    column_type = pa.dictionary(pa.int32(), pa.string()) if dictionary else pa.string()
+    convert_options = pacsv.ConvertOptions(column_types={c: column_type for c in columns}, strings_can_be_null=False,
                                            quoted_strings_can_be_null=False)
     try:
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=list(columns), block_size=64 << 20),
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=list(columns), block_size=block_size),
                                parse_options=parse_options, convert_options=convert_options)
         if None in bad_lines:  # the multi-threaded reader does not number lines: one streaming pass to number them
             bad_lines.clear()
             for _ in pacsv.open_csv(path, read_options=pacsv.ReadOptions(column_names=list(columns), use_threads=False,
-                                                                         block_size=16 << 20),
+                                                                         block_size=block_size),
                                     parse_options=parse_options, convert_options=convert_options):
                 pass
     except pa.ArrowInvalid as exc:  # e.g. invalid UTF-8: a user mistake about the file, reported in one line
@@ -123,6 +132,8 @@ def _read_tsv(path, columns, report: LoadReport) -> pa.Table:
     if None not in bad_lines:  # 0-based file lines the reader skipped: maps table rows back to lines
         report.skipped_lines = np.sort(np.array(bad_lines, np.int64)) - 1
     report.rows_read = table.num_rows + len(bad_lines)
+    if dictionary:
+        return table
     # The reader already splits lines at \r; a stray one can only survive at the end of the last field (CRLF
     # mixes). Trimming only that column avoids a second copy of the whole table (GBs at full size).
     last = columns[-1]
@@ -180,57 +191,192 @@ def normalise_artist_name(names):
     return pc.replace_substring_regex(pc.utf8_trim_whitespace(pc.utf8_lower(names)), r"\s+", " ")
 
 
-def _categorical(array) -> pd.Categorical:
-    encoded = pc.dictionary_encode(array).combine_chunks() if isinstance(array, pa.ChunkedArray) else pc.dictionary_encode(array)
-    return pd.Categorical.from_codes(encoded.indices.to_numpy().astype(np.int32), encoded.dictionary.to_pylist())
+def _dictionary_columns(table: pa.Table) -> dict:
+    """``{column: (codes, values)}`` of an all-dictionary table: int32 row codes into one string array per column.
+
+    The reader gives every block its own dictionary; unifying them maps all blocks onto one.
+    """
+    table = table.unify_dictionaries()
+    columns = {}
+    for name in table.column_names:
+        chunks = table[name].chunks
+        if chunks:
+            codes = np.concatenate([chunk.indices.to_numpy() for chunk in chunks]).astype(np.int32, copy=False)
+            columns[name] = (codes, chunks[0].dictionary)
+        else:
+            columns[name] = (np.empty(0, np.int32), pa.array([], pa.string()))
+    return columns
 
 
-def load_plays(path) -> tuple[pd.DataFrame, LoadReport]:
+def _flag(values, kernel, *args) -> np.ndarray:
+    """Boolean numpy mask over dictionary ``values`` from a pyarrow compute kernel."""
+    return kernel(values, *args).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+
+def _rows_flagged(flags: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
+    """Rows whose dictionary value is flagged (bool per row), or None when no value is (the usual case)."""
+    return flags[codes] if flags.any() else None
+
+
+def _leave_out(report: LoadReport, dropped: np.ndarray, bad_rows: np.ndarray | None, reason: str) -> None:
+    """Count ``bad_rows`` not yet ``dropped`` as left out for ``reason``; ``dropped`` is updated in place.
+
+    Both are one bool per row of the table as read (``report.dropped_rows`` is still empty, so
+    ``report.line_numbers`` maps these rows straight to file lines).
+    """
+    if bad_rows is None:
+        return
+    new = bad_rows & ~dropped
+    count = int(new.sum())
+    if count:
+        report.add_malformed(reason, count, report.line_numbers(np.flatnonzero(new)[:5]))
+        dropped |= new
+
+
+def _relabel_by_first_row(codes: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Renumber ``codes`` (ints < ``n_values``) 0.. in order of first appearance, unused values removed.
+
+    Returns ``(new_codes int32, old_value of each new code, first row of each new code)``: the same numbering
+    ``pyarrow.compute.dictionary_encode`` gives to the rows' strings, in O(rows).
+    """
+    rows = len(codes)
+    first = np.full(n_values, rows, np.int64)
+    np.minimum.at(first, codes, np.arange(rows))
+    order = np.argsort(first, kind="stable")[: int((first < rows).sum())]
+    new_of_old = np.full(n_values, -1, np.int32)
+    new_of_old[order] = np.arange(len(order), dtype=np.int32)
+    return new_of_old[codes], order, first[order]
+
+
+def _sum_duplicates(user: np.ndarray, artist: np.ndarray, plays: np.ndarray, n_artists: int):
+    """Sum the plays of repeated (user, artist) pairs into the pair's first row; drop the repeats.
+
+    Returns ``(user, artist, plays, n_repeats)``; pairs keep the order of their first rows (what a pandas
+    ``groupby(sort=False)`` gives), found with one stable sort of an int64 pair key.
+    """
+    if len(user) == 0:
+        return user, artist, plays, 0
+    key = user.astype(np.int64) * n_artists + artist
+    order = np.argsort(key, kind="stable")  # stable: order[start] is the pair's first row
+    key = key[order]
+    repeat = np.empty(len(key), bool)
+    repeat[0] = False
+    np.equal(key[1:], key[:-1], out=repeat[1:])
+    del key
+    if not repeat.any():
+        return user, artist, plays, 0
+    starts = np.flatnonzero(~repeat)
+    first_rows = order[starts]
+    sums = np.add.reduceat(plays[order], starts, dtype=np.int64)
+    del order
+    keep = np.zeros(len(user), bool)
+    keep[first_rows] = True
+    summed = np.zeros(len(user), np.int64)
+    summed[first_rows] = sums  # rows in file order: the kept rows take their pair's sum
+    return user[keep], artist[keep], summed[keep], int(repeat.sum())
+
+
+def _categories(values: pa.Array, codes: np.ndarray) -> pd.Categorical:
+    """Categorical of ``values[codes]`` with only the values used, in order of first appearance."""
+    codes, used, _ = _relabel_by_first_row(codes, len(values))
+    return pd.Categorical.from_codes(codes, values.take(pa.array(used)).to_pylist())
+
+
+def load_plays(path, *, block_size: int = READ_BLOCK_BYTES) -> tuple[pd.DataFrame, LoadReport]:
     """Load ``usersha1-artmbid-artname-plays.tsv`` into one row per (user, artist).
 
     Returns ``(plays, report)``. ``plays`` has columns ``user`` (categorical sha1), ``artist`` (categorical artist
     key: the mbid, or ``name:<normalised name>`` when the mbid is empty), ``artist_mbid`` and ``artist_name``
-    (categorical; the first spelling seen for that key), ``plays`` (int32). Duplicate (user, artist) rows are
+    (categorical; the first spelling seen for that key), ``plays`` (int32); categories are in order of first
+    appearance and rows in order of each (user, artist) pair's first line. Duplicate (user, artist) rows are
     summed. Rows left out (counted in ``report.malformed``): wrong field count, user not a 40-hex sha1, plays
-    not a non-negative integer, mbid and name both empty. Raises FileNotFoundError, ValueError (unreadable file).
+    not a non-negative integer, mbid and name both empty. ``block_size``: bytes per read block (tests use small
+    blocks to cross block boundaries). Raises FileNotFoundError, ValueError (unreadable file).
+
+    Every column is read dictionary-encoded, so the 17M-row real file never exists as Python or Arrow strings:
+    checks, name normalisation and artist keys run on the distinct values (~360K users, ~300K artist spellings)
+    and reach rows through int32 codes.
     """
     report = LoadReport(str(path))
-    table = _read_tsv(path, PLAYS_COLUMNS, report)
-    table = _drop_rows(table, pc.invert(pc.match_substring_regex(table["user"], _SHA1_PATTERN)),
-                       "user is not a 40-hex sha1", report)
-    table = _drop_rows(table, pc.invert(pc.match_substring_regex(table["plays"], r"^[0-9]{1,9}$")),
-                       "plays is not a non-negative integer", report)
-    no_mbid = pc.equal(table["artist_mbid"], "")
-    table = _drop_rows(table, pc.and_(no_mbid, pc.equal(pc.utf8_trim_whitespace(table["artist_name"]), "")),
-                       "artist mbid and name both empty", report)
-    no_mbid = pc.equal(table["artist_mbid"], "")
-    report.add_note("rows without artist mbid keyed by normalised artist name", pc.sum(no_mbid).as_py() or 0)
-    report.add_note("rows with an mbid but no artist name", pc.sum(pc.equal(table["artist_name"], "")).as_py() or 0)
-    report.add_note("rows with 0 plays (kept; they carry no weight)", pc.sum(pc.equal(table["plays"], "0")).as_py() or 0)
-    key = pc.if_else(no_mbid, pc.binary_join_element_wise(NAME_KEY_PREFIX, normalise_artist_name(table["artist_name"]), ""),
-                     table["artist_mbid"])
-    user = _categorical(table["user"])
-    artist = _categorical(key)
-    frame = pd.DataFrame({"u": user.codes, "a": artist.codes,
-                          "plays": pc.cast(table["plays"], pa.int64()).to_numpy()})
-    # first spelling of mbid/name per artist key
-    _, first_row = np.unique(artist.codes, return_index=True)
-    mbid = _categorical(table["artist_mbid"].take(pa.array(first_row)))
-    name = _categorical(table["artist_name"].take(pa.array(first_row)))
-    del table, key, no_mbid  # the string table is GBs at full size: free it before the group-by
-    summed = frame.groupby(["u", "a"], sort=False, observed=True)["plays"].sum()
-    report.add_note("duplicate (user, artist) rows summed", len(frame) - len(summed))
-    u_codes = summed.index.get_level_values(0).to_numpy(np.int32)
-    a_codes = summed.index.get_level_values(1).to_numpy(np.int32)
+    columns = _dictionary_columns(_read_tsv(path, PLAYS_COLUMNS, report, dictionary=True, block_size=block_size))
+    pa.default_memory_pool().release_unused()  # the read's block buffers: give them back before the int arrays
+    (user, users), (mbid, mbids), (name, names), (plays_code, plays_text) = (columns[c] for c in PLAYS_COLUMNS)
+    del columns
+    plays_text = pc.utf8_trim(plays_text, "\r")  # the last field may keep a stray \r (CRLF mixes)
+    plays_ok = _flag(plays_text, pc.match_substring_regex, r"^[0-9]{1,9}$")
+    no_mbid = _flag(mbids, pc.equal, "")
+    keep = _kept_play_rows(report, user, users, plays_code, plays_ok, mbid, no_mbid, name, names)
+    if keep is not None:
+        user, mbid, name, plays_code = user[keep], mbid[keep], name[keep], plays_code[keep]
+    del keep
+    report.rows_kept = len(user)  # before duplicates are summed
+
+    def rows_with(value_flags, codes):
+        return int(np.bincount(codes, minlength=len(value_flags))[value_flags].sum())
+
+    report.add_note("rows without artist mbid keyed by normalised artist name", rows_with(no_mbid, mbid))
+    report.add_note("rows with an mbid but no artist name", rows_with(_flag(names, pc.equal, ""), name))
+    report.add_note("rows with 0 plays (kept; they carry no weight)", rows_with(_flag(plays_text, pc.equal, "0"), plays_code))
+    artist, keys, first_row = _artist_keys(mbid, mbids, no_mbid, name, names)
+    first_mbid = _categories(mbids, mbid[first_row])  # first spelling of mbid/name per artist key
+    first_name = _categories(names, name[first_row])
+    del mbid, name, first_row
+    user, user_values, _ = _relabel_by_first_row(user, len(users))
+    counts = pc.cast(pc.if_else(plays_ok, plays_text, "0"), pa.int32()).to_numpy()[plays_code]  # <= 9 digits
+    del plays_code
+    user, artist, counts, repeats = _sum_duplicates(user, artist, counts, len(keys))
+    report.add_note("duplicate (user, artist) rows summed", repeats)
+    report.add_note(f"(user, artist) play sums above {INT32_MAX:,} set to it", int((counts > INT32_MAX).sum()))
     plays = pd.DataFrame({
-        "user": pd.Categorical.from_codes(u_codes, user.categories),
-        "artist": pd.Categorical.from_codes(a_codes, artist.categories),
-        "artist_mbid": pd.Categorical.from_codes(mbid.codes[a_codes], mbid.categories),
-        "artist_name": pd.Categorical.from_codes(name.codes[a_codes], name.categories),
-        "plays": np.minimum(summed.to_numpy(np.int64), np.iinfo(np.int32).max).astype(np.int32),
+        "user": pd.Categorical.from_codes(user, users.take(pa.array(user_values)).to_pylist()),
+        "artist": pd.Categorical.from_codes(artist, keys.to_pylist()),
+        "artist_mbid": pd.Categorical.from_codes(first_mbid.codes[artist], first_mbid.categories),
+        "artist_name": pd.Categorical.from_codes(first_name.codes[artist], first_name.categories),
+        "plays": np.minimum(counts, INT32_MAX).astype(np.int32),
     })
-    report.rows_kept = len(frame)
     return plays, report
+
+
+def _kept_play_rows(report, user, users, plays_code, plays_ok, mbid, no_mbid, name, names) -> np.ndarray | None:
+    """Count the malformed plays rows by reason (first reason wins, as listed in ``load_plays``).
+
+    Arguments are row codes and per-value flags of the dictionary columns. Returns the bool mask of rows to
+    keep, or None when all are kept; ``report.dropped_rows`` gets the rows left out.
+    """
+    dropped = np.zeros(len(user), bool)
+    _leave_out(report, dropped, _rows_flagged(~_flag(users, pc.match_substring_regex, _SHA1_PATTERN), user),
+               "user is not a 40-hex sha1")
+    _leave_out(report, dropped, _rows_flagged(~plays_ok, plays_code), "plays is not a non-negative integer")
+    blank = _flag(pc.utf8_trim_whitespace(names), pc.equal, "")
+    if no_mbid.any() and blank.any():
+        _leave_out(report, dropped, no_mbid[mbid] & blank[name], "artist mbid and name both empty")
+    report.dropped_rows = np.flatnonzero(dropped)
+    return ~dropped if len(report.dropped_rows) else None
+
+
+def _artist_keys(mbid, mbids, no_mbid, name, names) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+    """Artist key of every row: its mbid, or ``name:<normalised name>`` when the mbid is empty.
+
+    ``mbid``/``name``: row codes into the distinct ``mbids``/``names``; ``no_mbid``: per distinct mbid.
+    Keys are built once per distinct mbid and name; one encoding of both gives each key one number.
+    Returns ``(key code per row, key strings in order of first appearance, first row of each key)``.
+    """
+    name_keys = pc.binary_join_element_wise(NAME_KEY_PREFIX, normalise_artist_name(names), "")
+    keys = pc.dictionary_encode(pa.concat_arrays([mbids, name_keys]))
+    key_of = keys.indices.to_numpy()
+    artist = np.where(no_mbid[mbid], key_of[len(mbids):][name], key_of[:len(mbids)][mbid])
+    artist, used, first_row = _relabel_by_first_row(artist, len(keys.dictionary))
+    return artist, keys.dictionary.take(pa.array(used)), first_row
+
+
+def _per_distinct(column: pd.Series, parse) -> pd.Series:
+    """``parse`` (a vectorised parser taking and returning an Index) applied once per distinct value of ``column``.
+
+    Signup dates and ages repeat a few thousand values over 359K users; parsing those is ~10x cheaper.
+    Missing values stay missing.
+    """
+    codes, distinct = pd.factorize(column, use_na_sentinel=False)  # a missing value is a distinct value too
+    return pd.Series(parse(pd.Index(distinct, dtype=object)).take(codes), index=column.index)
 
 
 def load_profiles(path) -> tuple[pd.DataFrame, LoadReport]:
@@ -254,12 +400,12 @@ def load_profiles(path) -> tuple[pd.DataFrame, LoadReport]:
     gender = frame["gender"].where(frame["gender"].isin(["m", "f"]))
     report.add_note("genders missing", int((frame["gender"] == "").sum()))
     report.add_note("genders other than m/f set missing", int((~frame["gender"].isin(["m", "f", ""])).sum()))
-    age = pd.to_numeric(frame["age"].where(frame["age"] != ""), errors="coerce")
+    age = _per_distinct(frame["age"].where(frame["age"] != ""), lambda ages: pd.to_numeric(ages, errors="coerce"))
     report.add_note("ages missing", int((frame["age"] == "").sum()))
     out_of_range = age.notna() & ~age.between(*AGE_RANGE)
     report.add_note(f"ages outside {AGE_RANGE[0]}-{AGE_RANGE[1]} or not numbers set missing",
                     int(out_of_range.sum() + (age.isna() & (frame["age"] != "")).sum()))
-    signup = pd.to_datetime(frame["signup"], format=SIGNUP_FORMAT, errors="coerce")
+    signup = _per_distinct(frame["signup"], lambda dates: pd.to_datetime(dates, format=SIGNUP_FORMAT, errors="coerce"))
     report.add_note("signup dates not like 'Feb 1, 2007' set missing", int(signup.isna().sum()))
     country = frame["country"].where(frame["country"] != "")
     report.add_note("countries missing", int(country.isna().sum()))

@@ -1,7 +1,10 @@
 """Loaders: row accounting and the real files' quirks."""
 import csv
+import random
+import re
 
 import pandas as pd
+import pytest
 
 import lastfm_data as ld
 
@@ -122,3 +125,99 @@ def test_empty_lines_are_counted_and_keep_line_numbers_exact(tmp_path):
     _, report = ld.load_plays(plays)
     assert report.rows_read == 5 and report.rows_kept == 1
     assert report.examples == {"not 4 tab-separated fields": [5], "user is not a 40-hex sha1": [2, 3, 4]}
+
+
+def _reference_plays(lines):
+    """Independent reading of plays lines by the documented rules (pure Python, one line at a time).
+
+    Returns (malformed {reason: [line numbers]}, rows [(user, artist key, mbid, name, plays)] in order of each
+    (user, artist) pair's first line, duplicates summed up to the int32 maximum; mbid/name are the first
+    spelling of the artist key).
+    """
+    malformed, pairs, spelling = {}, {}, {}
+    for number, line in enumerate(lines, 1):
+        fields = line.split("\t")
+        if len(fields) != 4 and line:  # an empty line is a row of empty fields (see the empty-lines test)
+            reason = "not 4 tab-separated fields"
+        elif not re.fullmatch("[0-9a-f]{40}", fields[0]):
+            reason = "user is not a 40-hex sha1"
+        elif not re.fullmatch("[0-9]{1,9}", fields[3]):
+            reason = "plays is not a non-negative integer"
+        elif fields[1] == "" and fields[2].strip() == "":
+            reason = "artist mbid and name both empty"
+        else:
+            user, mbid, name, plays = fields
+            key = mbid or "name:" + " ".join(name.lower().split())
+            spelling.setdefault(key, (mbid, name))
+            pairs[user, key] = pairs.get((user, key), 0) + int(plays)
+            continue
+        malformed.setdefault(reason, []).append(number)
+    return malformed, [(u, k, *spelling[k], min(p, 2**31 - 1)) for (u, k), p in pairs.items()]
+
+
+def _random_plays_lines(n_lines, seed):
+    """Plays lines with every quirk, users and artists scattered so repeats land in different read blocks."""
+    rng = random.Random(seed)
+    users = [_user(rng.randrange(1 << 40)) for _ in range(12)]
+    artists = [(f"mbid-{i:03d}", f"Band {i}") for i in range(30)] + [("", "The  Beatles"), ("", " the beatles"),
+                                                                        ("", "Sigur Rós"), ("mbid-q", '"Weird" Al')]
+    lines = []
+    for _ in range(n_lines):
+        mbid, name = rng.choice(artists)
+        line = [rng.choice(users), mbid, name, str(rng.choice([0, 1, 7, 120, 999999999]))]
+        quirk = rng.random()
+        if quirk < 0.03:
+            line[0] = "Feb 1, 2007"                      # user field is a date
+        elif quirk < 0.06:
+            line[3] = rng.choice(["many", "-1", "1.5", "1234567890"])
+        elif quirk < 0.08:
+            line[1:3] = ["", rng.choice(["", "  "])]     # neither mbid nor name
+        elif quirk < 0.10:
+            line = line[:3]                              # 3 fields
+        elif quirk < 0.11:
+            line = []                                    # empty line
+        lines.append("\t".join(line))
+    return lines
+
+
+def test_plays_match_an_independent_reading_across_read_blocks(tmp_path):
+    lines = _random_plays_lines(600, seed=3)
+    path = tmp_path / "plays.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert path.stat().st_size > 30 * 1024  # many 1 KiB blocks, each with its own dictionaries
+    malformed, expected = _reference_plays(lines)
+    plays, report = ld.load_plays(path, block_size=1024)
+    assert report.rows_read == len(lines)
+    assert report.malformed == {reason: len(numbers) for reason, numbers in malformed.items()}
+    assert report.examples == {reason: numbers[:5] for reason, numbers in malformed.items()}
+    kept = len(lines) - sum(len(numbers) for numbers in malformed.values())
+    assert report.rows_kept == kept
+    assert report.notes["duplicate (user, artist) rows summed"] == kept - len(expected) > 0
+    got = list(zip(*(plays[c].astype(object) for c in ("user", "artist", "artist_mbid", "artist_name", "plays"))))
+    assert got == expected  # same rows, same first-line order, same sums, same first spellings
+    assert list(plays["user"].cat.categories) == list(dict.fromkeys(row[0] for row in expected))
+    assert list(plays["artist"].cat.categories) == list(dict.fromkeys(row[1] for row in expected))
+    assert (plays["plays"] == 999999999 * 2).any()  # sums beyond 9 digits kept (int32)
+    clipped = sum(p == 2**31 - 1 for *_, p in expected)
+    assert clipped and report.notes["(user, artist) play sums above 2,147,483,647 set to it"] == clipped
+    one_block, _ = ld.load_plays(path)
+    pd.testing.assert_frame_equal(plays, one_block)
+
+
+def test_plays_crlf_and_a_bad_user_deep_inside_a_block(tmp_path):
+    lines = [f"{_user(i % 7)}\tmbid-{i % 5}\tBand {i % 5}\t{i}" for i in range(200)]
+    lines[150] = "not-a-sha1\tmbid-1\tBand 1\t3"
+    path = tmp_path / "plays.tsv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    plays, report = ld.load_plays(path, block_size=1024)
+    assert report.malformed == {"user is not a 40-hex sha1": 1} and report.examples["user is not a 40-hex sha1"] == [151]
+    assert int(plays["plays"].sum()) == sum(range(200)) - 150
+    assert not any("\r" in str(x) for c in plays.columns[:4] for x in plays[c].cat.categories)
+
+
+def test_non_utf8_plays_file_names_the_line_in_any_block(tmp_path):
+    path = tmp_path / "plays.tsv"
+    good = [f"{_user(i)}\tmbid\tBand\t{i}".encode() for i in range(100)]
+    path.write_bytes(b"\n".join(good[:70] + [f"{_user(1)}\tmbid\tBand \xe9\t1".encode("latin-1")] + good[70:]) + b"\n")
+    with pytest.raises(ValueError, match="not UTF-8 text at line 71;"):
+        ld.load_plays(path, block_size=1024)
