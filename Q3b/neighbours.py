@@ -15,8 +15,10 @@ block) and are re-ranked with the exact similarity. Cold start: users without pl
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -28,10 +30,12 @@ from lastfm_data import align_users
 SOURCES = ("neighbours", "country", "global")
 DEFAULT_PROFILE_WEIGHT = 0.03
 DEFAULT_NEIGHBOURS = 50
-EXACT_MAX_USERS = 60_000
+EXACT_MAX_USERS = 5_000
 FALLBACK_SIZE = 100
 ANN_COMPONENTS = 32  # SVD dimensions of the plays block in the faiss embedding
 ANN_PROBE_SHARE = 1 / 64  # share of the IVF lists searched per query
+INVERTED_POSTING_CAP = 100  # listeners kept per artist in the inverted index (the heaviest weights)
+INVERTED_CANDIDATES = 100  # candidates per user re-ranked by the exact cosine
 
 
 @dataclass
@@ -145,6 +149,173 @@ def top_n_per_row(matrix: sp.csr_matrix, n: int, max_cells: int = 20_000_000) ->
     return indices, values
 
 
+
+# --- compiled kernels (numba): the per-user loops of the inverted-index neighbours and of the votes ----------------
+# Each kernel walks a contiguous block of query users per thread with its own dense scratch rows, so the work is
+# O(touched entries) per user instead of O(n_users) and the two cores share it (numba prange releases the GIL).
+
+@numba.njit(inline="always")
+def _worse(v1, i1, v2, i2):
+    """(v1, i1) ranks below (v2, i2): a lower value, or the same value and a higher index."""
+    return v1 < v2 or (v1 == v2 and i1 > i2)
+
+
+@numba.njit(inline="always")
+def _heap_offer(hv, hi, size, cap, v, i):
+    """Keep the ``cap`` best (value, index) pairs in a min-heap (worst at the root); returns the new size."""
+    if size < cap:
+        pos = size
+        while pos > 0:
+            parent = (pos - 1) // 2
+            if not _worse(v, i, hv[parent], hi[parent]):
+                break
+            hv[pos], hi[pos] = hv[parent], hi[parent]
+            pos = parent
+        hv[pos], hi[pos] = v, i
+        return size + 1
+    if not _worse(hv[0], hi[0], v, i):
+        return size
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and _worse(hv[child + 1], hi[child + 1], hv[child], hi[child]):
+            child += 1
+        if not _worse(hv[child], hi[child], v, i):
+            break
+        hv[pos], hi[pos] = hv[child], hi[child]
+        pos = child
+    hv[pos], hi[pos] = v, i
+    return size
+
+
+@numba.njit(cache=True)
+def _heap_write_sorted(hv, hi, size, out_i, out_v):
+    """Write the heap's pairs best first (value descending, index ascending on ties) into out_i/out_v."""
+    for t in range(size):  # insertion sort: size is k or n (<= a few hundred)
+        v, i = hv[t], hi[t]
+        pos = t
+        while pos > 0 and _worse(out_v[pos - 1], out_i[pos - 1], v, i):
+            out_v[pos], out_i[pos] = out_v[pos - 1], out_i[pos - 1]
+            pos -= 1
+        out_v[pos], out_i[pos] = v, i
+
+
+@numba.njit(parallel=True, cache=True)
+def _truncated_postings(indptr, indices, data, cap):
+    """Per column of a CSC matrix, the ``cap`` rows with the largest values (ties: lower row first)."""
+    n_cols = len(indptr) - 1
+    counts = np.minimum(indptr[1:] - indptr[:-1], cap)
+    out_ptr = np.zeros(n_cols + 1, np.int64)
+    out_ptr[1:] = np.cumsum(counts)
+    rows = np.empty(out_ptr[-1], np.int32)
+    values = np.empty(out_ptr[-1], np.float32)
+    for a in numba.prange(n_cols):
+        lo, hi, out = indptr[a], indptr[a + 1], out_ptr[a]
+        if hi - lo <= cap:
+            rows[out:out + hi - lo] = indices[lo:hi]
+            values[out:out + hi - lo] = data[lo:hi]
+        else:
+            order = np.argsort(-data[lo:hi], kind="mergesort")[:cap]
+            for t in range(cap):
+                rows[out + t] = indices[lo + order[t]]
+                values[out + t] = data[lo + order[t]]
+    return out_ptr, rows, values
+
+
+@numba.njit(parallel=True, cache=True)
+def _inverted_index_neighbours(indptr, indices, data, n_features, first_plays_column, post_ptr, post_rows,
+                               post_values, query, k, n_candidates, n_blocks):
+    """Candidates = users reached through the query's artists in the truncated posting lists, ranked by that
+    partial dot product; the best ``n_candidates`` are re-ranked by the exact dot product of full feature rows."""
+    n_rows = len(indptr) - 1
+    n_query = len(query)
+    out_i = np.full((n_query, k), -1, np.int32)
+    out_v = np.full((n_query, k), -np.inf, np.float32)
+    bounds = np.linspace(0, n_query, n_blocks + 1).astype(np.int64)
+    for block in numba.prange(n_blocks):
+        partial = np.zeros(n_rows, np.float32)  # 0 = not reached yet: postings hold positive weights only
+        touched = np.empty(n_rows, np.int32)
+        query_row = np.zeros(n_features, np.float32)
+        cand_v = np.empty(n_candidates, np.float32)
+        cand_i = np.empty(n_candidates, np.int32)
+        top_v = np.empty(k, np.float32)
+        top_i = np.empty(k, np.int32)
+        for t in range(bounds[block], bounds[block + 1]):
+            q = query[t]
+            n_touched = 0
+            for p in range(indptr[q], indptr[q + 1]):
+                col, x = indices[p], data[p]
+                query_row[col] = x
+                if col < first_plays_column:
+                    continue
+                a = col - first_plays_column
+                for r in range(post_ptr[a], post_ptr[a + 1]):
+                    c = post_rows[r]
+                    if partial[c] == 0:
+                        touched[n_touched] = c
+                        n_touched += 1
+                    partial[c] += x * post_values[r]
+            n_cand = 0
+            for s in range(n_touched):
+                c = touched[s]
+                if c != q:
+                    n_cand = _heap_offer(cand_v, cand_i, n_cand, n_candidates, partial[c], c)
+                partial[c] = 0
+            n_top = 0
+            for s in range(n_cand):
+                c = cand_i[s]
+                dot = 0.0
+                for r in range(indptr[c], indptr[c + 1]):
+                    dot += query_row[indices[r]] * data[r]
+                n_top = _heap_offer(top_v, top_i, n_top, k, np.float32(dot), c)
+            for p in range(indptr[q], indptr[q + 1]):
+                query_row[indices[p]] = 0
+            _heap_write_sorted(top_v, top_i, n_top, out_i[t], out_v[t])
+    return out_i, out_v
+
+
+@numba.njit(parallel=True, cache=True)
+def _vote_kernel(neighbour_idx, neighbour_sim, pool_ptr, pool_cols, pool_values, played_ptr, played_cols,
+                 n_artists, n, n_blocks):
+    """Per query: votes[a] = sum_j max(sim_j, 0) * share_j[a]; played artists and zero votes dropped; top n."""
+    n_query, k = neighbour_idx.shape
+    out_a = np.full((n_query, n), -1, np.int32)
+    out_s = np.zeros((n_query, n), np.float32)
+    bounds = np.linspace(0, n_query, n_blocks + 1).astype(np.int64)
+    for block in numba.prange(n_blocks):
+        votes = np.zeros(n_artists, np.float32)  # 0 = not voted yet: pool values and similarities are > 0
+        touched = np.empty(n_artists, np.int32)
+        heap_v = np.empty(n, np.float32)
+        heap_i = np.empty(n, np.int32)
+        for t in range(bounds[block], bounds[block + 1]):
+            n_touched = 0
+            for j in range(k):
+                c = neighbour_idx[t, j]
+                s = neighbour_sim[t, j]
+                if c < 0 or not s > 0:
+                    continue
+                for r in range(pool_ptr[c], pool_ptr[c + 1]):
+                    a = pool_cols[r]
+                    if votes[a] == 0:
+                        touched[n_touched] = a
+                        n_touched += 1
+                    votes[a] += s * pool_values[r]
+            for r in range(played_ptr[t], played_ptr[t + 1]):
+                votes[played_cols[r]] = -1  # played: never recommended, still marked as touched
+            size = 0
+            for u in range(n_touched):
+                a = touched[u]
+                if votes[a] > 0:
+                    size = _heap_offer(heap_v, heap_i, size, n, votes[a], a)
+                votes[a] = 0
+            for r in range(played_ptr[t], played_ptr[t + 1]):
+                votes[played_cols[r]] = 0
+            _heap_write_sorted(heap_v, heap_i, size, out_a[t], out_s[t])
+    return out_a, out_s
+
+
 def _top_k_dense(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, similarity.shape[1])
     part = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
@@ -216,60 +387,139 @@ def _ann_neighbours(dense, plays, query, k, n_candidates, random_state, progress
     return idx, sim
 
 
+
+def _blocks(n_query: int) -> int:
+    """Thread work units: ~1,000 queries each, at least one per core so both cores get work."""
+    return int(max(1, min(n_query, max(numba.get_num_threads(), n_query // 1000))))
+
+
+def _inverted_neighbours(features, n_profile, query, k, posting_cap, n_candidates, progress, timings,
+                         chunk=50_000):
+    """Cosine neighbours from an inverted index (artist -> its ``posting_cap`` heaviest listeners) with an exact
+    re-rank of the ``n_candidates`` best partial matches over the full feature rows (profile block included)."""
+    start = time.perf_counter()
+    # Rows ordered by each user's heaviest artist: users that share their favourites sit next to each other, so
+    # the scratch rows, posting lists and candidate rows a block of queries touches stay in cache (~1.5x faster).
+    # Results are mapped back to the caller's rows; ties rank by the reordered row (deterministic).
+    order = np.argsort(np.asarray(features[:, n_profile:].argmax(axis=1)).ravel(), kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    features = features[order].tocsr()
+    features.sort_indices()
+    indptr, indices = features.indptr.astype(np.int64), features.indices.astype(np.int32)
+    data = features.data.astype(np.float32)
+    plays = features[:, n_profile:].tocsc()
+    plays.eliminate_zeros()  # the index relies on positive weights (0-play rows are stored zeros)
+    plays.sort_indices()
+    post_ptr, post_rows, post_values = _truncated_postings(plays.indptr.astype(np.int64), plays.indices.astype(np.int32),
+                                                           plays.data.astype(np.float32), posting_cap)
+    del plays
+    timings["index"] = time.perf_counter() - start
+    start = time.perf_counter()
+    idx = np.empty((len(query), k), np.int32)
+    sim = np.empty((len(query), k), np.float32)
+    query_order = np.argsort(position[query], kind="stable")  # queries in the reordered row order too
+    query = np.ascontiguousarray(position[query][query_order], dtype=np.int64)
+    for first in tqdm(range(0, len(query), chunk), desc="neighbours (inverted index)", disable=not progress):
+        q = query[first:first + chunk]
+        idx[first:first + len(q)], sim[first:first + len(q)] = _inverted_index_neighbours(
+            indptr, indices, data, features.shape[1], n_profile, post_ptr, post_rows, post_values, q, k,
+            max(n_candidates, k), _blocks(len(q)))
+    result_idx = np.empty_like(idx)
+    result_sim = np.empty_like(sim)
+    result_idx[query_order] = np.where(idx >= 0, order[np.maximum(idx, 0)], -1)
+    result_sim[query_order] = sim
+    timings["search + re-rank"] = time.perf_counter() - start
+    return result_idx, result_sim
+
+
 def nearest_neighbours(features: sp.csr_matrix, n_profile_columns: int, k: int = DEFAULT_NEIGHBOURS, *,
                        query=None, metric: str = "cosine", method: str = "auto", batch_size: int = 1000,
-                       n_candidates: int = 100, random_state: int = 0, progress: bool = False):
+                       n_candidates: int | None = None, posting_cap: int = INVERTED_POSTING_CAP,
+                       random_state: int = 0, progress: bool = False, timings: dict | None = None):
     """The ``k`` most similar rows of ``features`` for each query row (itself excluded).
 
-    ``features``: CSR (n_users, n_features) whose first ``n_profile_columns`` columns are the (dense) profile
-    block. ``metric``: 'cosine' (similarity = cosine) or 'euclidean' (similarity = 1 / (1 + distance), as a
-    distance-based NearestNeighbors would rank). ``method``: 'exact', 'ann' (faiss IVF + exact re-ranking of
-    ``n_candidates``; cosine only) or 'auto' (exact up to EXACT_MAX_USERS rows). Returns ``(indices, similarity)``
-    of shape (n_query, k); index -1 / similarity -inf where fewer than k were found. Raises ValueError.
+    ``features``: CSR (n_users, n_features) whose first ``n_profile_columns`` columns are the profile block.
+    ``metric``: 'cosine' (similarity = cosine) or 'euclidean' (similarity = 1 / (1 + distance), as a
+    distance-based NearestNeighbors would rank). ``method``:
+
+    * 'exact': all pairs in batches of ``batch_size`` queries (BLAS + sparse product, top-k); the reference.
+    * 'inverted' (cosine only): an inverted index artist -> its ``posting_cap`` listeners with the largest
+      weights; every user reached through the query's artists is a candidate, ranked by that partial dot
+      product, and the best ``n_candidates`` (default INVERTED_CANDIDATES) are re-ranked by the exact cosine
+      of the full feature rows. Users sharing no artist with the query are never candidates.
+    * 'ann' (cosine only): faiss IVF on [profile block, SVD of the plays block], exact re-ranking of
+      ``n_candidates`` (default 100).
+    * 'auto': 'exact' for Euclidean or up to EXACT_MAX_USERS rows, else 'inverted'.
+
+    Returns ``(indices, similarity)`` of shape (n_query, k); index -1 / similarity -inf where fewer than k were
+    found. ``timings``, when given, receives wall seconds per phase. Raises ValueError for an unknown metric or
+    method, or a method that does not support the metric.
     """
+    timings = {} if timings is None else timings
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+    if method not in ("auto", "exact", "inverted", "ann"):
+        raise ValueError(f"method must be 'auto', 'exact', 'inverted' or 'ann', got {method!r}")
     n = features.shape[0]
     query = np.arange(n) if query is None else np.asarray(query)
     k = min(k, n - 1)
     if k < 1:
         return np.full((len(query), 0), -1, np.int32), np.zeros((len(query), 0), np.float32)
     if method == "auto":
-        method = "exact" if n <= EXACT_MAX_USERS or metric == "euclidean" else "ann"
-    if method == "ann" and metric != "cosine":
-        raise ValueError("method='ann' supports metric='cosine' only")
+        method = "exact" if n <= EXACT_MAX_USERS or metric == "euclidean" else "inverted"
+    if method in ("ann", "inverted") and metric != "cosine":
+        raise ValueError(f"method={method!r} supports metric='cosine' only")
     if metric == "cosine":
         features = normalize(features, norm="l2")
+    if method == "inverted":
+        return _inverted_neighbours(features, n_profile_columns, query, k, posting_cap,
+                                    n_candidates or INVERTED_CANDIDATES, progress, timings)
+    start = time.perf_counter()
     dense, plays = _split_blocks(features, n_profile_columns)
     if method == "exact":
-        return _exact_neighbours(dense, plays, query, k, metric, batch_size, progress)
-    if method == "ann":
-        return _ann_neighbours(dense, plays, query, k, max(n_candidates, k), random_state, progress)
-    raise ValueError(f"method must be 'auto', 'exact' or 'ann', got {method!r}")
+        result = _exact_neighbours(dense, plays, query, k, metric, batch_size, progress)
+    else:
+        result = _ann_neighbours(dense, plays, query, k, max(n_candidates or 100, k), random_state, progress)
+    timings[f"neighbours ({method})"] = time.perf_counter() - start
+    return result
 
 
 def score_artists(neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, played: sp.csr_matrix, n: int,
-                  batch_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+                  chunk: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
     """Neighbour votes: score(artist) = sum over neighbours of similarity * neighbour's share of plays.
 
-    ``neighbour_idx``/``neighbour_sim``: (n_query, k) rows of ``pool_plays_l1`` (n_pool, n_artists);
-    ``played``: (n_query, n_artists); every stored entry (even a stored 0) marks an artist to exclude.
-    Returns ``(artist, score)`` of shape (n_query, n), -1 padded.
+    ``neighbour_idx``/``neighbour_sim``: (n_query, k) rows of ``pool_plays_l1`` (n_pool, n_artists), -1 where
+    missing (negative similarities count as 0); ``played``: (n_query, n_artists); every stored entry (even a
+    stored 0) marks an artist to exclude. Returns ``(artist, score)`` of shape (n_query, n), best first (ties:
+    lower artist column first), -1 / 0 padded; artists with a zero score are left out. The votes of one user are
+    summed in a dense scratch row by a compiled kernel (numba), in blocks of users spread over the cores.
     """
-    artist = np.full((len(neighbour_idx), n), -1, np.int32)
-    score = np.zeros((len(neighbour_idx), n), np.float32)
-    for start in range(0, len(neighbour_idx), batch_size):
-        idx = neighbour_idx[start:start + batch_size]
-        sim = np.where(idx >= 0, np.maximum(neighbour_sim[start:start + batch_size], 0), 0)
-        weights = sp.csr_matrix((sim.ravel(), np.maximum(idx, 0).ravel(), np.arange(0, idx.size + 1, idx.shape[1])),
-                                shape=(len(idx), pool_plays_l1.shape[0]))
-        votes = (weights @ pool_plays_l1).tocsr()
-        seen = played[start:start + batch_size].astype(np.float32)
-        seen.data[:] = 1  # structural: an artist listed with 0 plays is still in the user's library
-        votes = (votes - votes.multiply(seen)).tocsr()  # votes are >= 0, so this zeroes the played artists
-        votes.eliminate_zeros()
-        artist[start:start + len(idx)], score[start:start + len(idx)] = top_n_per_row(votes, n)
-    return artist, score
+    pool = pool_plays_l1.tocsr()
+    if (pool.data <= 0).any():  # the kernel needs positive values (0-play rows are stored zeros)
+        pool = pool.copy()
+        pool.data[pool.data < 0] = 0
+        pool.eliminate_zeros()
+    played = played.tocsr()
+    # queries with the same first neighbour next to each other: their neighbours' rows are then still in cache
+    order = np.argsort(np.asarray(neighbour_idx)[:, 0], kind="stable") if np.size(neighbour_idx) else \
+        np.arange(len(neighbour_idx))
+    played = played[order]
+    pool_ptr, pool_cols = pool.indptr.astype(np.int64), pool.indices.astype(np.int32)
+    pool_values = pool.data.astype(np.float32)
+    neighbour_idx = np.ascontiguousarray(np.asarray(neighbour_idx)[order], dtype=np.int32)
+    neighbour_sim = np.ascontiguousarray(np.asarray(neighbour_sim)[order], dtype=np.float32)
+    artist = np.empty((len(neighbour_idx), n), np.int32)
+    score = np.empty((len(neighbour_idx), n), np.float32)
+    for start in range(0, len(neighbour_idx), chunk):
+        stop = min(len(neighbour_idx), start + chunk)
+        block = played[start:stop]
+        artist[start:stop], score[start:stop] = _vote_kernel(
+            neighbour_idx[start:stop], neighbour_sim[start:stop], pool_ptr, pool_cols, pool_values,
+            block.indptr.astype(np.int64), block.indices.astype(np.int32), pool.shape[1], n, _blocks(stop - start))
+    result_artist, result_score = np.empty_like(artist), np.empty_like(score)
+    result_artist[order], result_score[order] = artist, score
+    return result_artist, result_score
 
 
 def popular_artists(data: UserArtistData, n: int = FALLBACK_SIZE):
@@ -316,13 +566,15 @@ def _fill_from_popular(recs: Recommendations, data: UserArtistData, popular) -> 
 
 def recommend_users(data: UserArtistData, n: int = 20, *, users=None, profile_weight: float = DEFAULT_PROFILE_WEIGHT,
                     k: int = DEFAULT_NEIGHBOURS, metric: str = "cosine", method: str = "auto",
-                    random_state: int = 0, progress: bool = False) -> Recommendations:
+                    random_state: int = 0, progress: bool = False, timings: dict | None = None) -> Recommendations:
     """Top-``n`` artists for ``users`` (row indices into ``data``; default all users), never already played.
 
     Users with plays get neighbour votes (source 'neighbours'); missing places and users without plays are
     filled with their country's most popular artists ('country'), then global ones ('global'). Neighbours are
-    drawn from the users with plays only. Returns :class:`Recommendations`. Raises ValueError for n < 1.
+    drawn from the users with plays only. ``timings``, when given, receives wall seconds per phase (features,
+    neighbour phases, votes, fill). Returns :class:`Recommendations`. Raises ValueError for n < 1.
     """
+    timings = {} if timings is None else timings
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     users = np.arange(len(data.users)) if users is None else np.asarray(users)
@@ -333,12 +585,20 @@ def recommend_users(data: UserArtistData, n: int = 20, *, users=None, profile_we
     position_in_pool[pool] = np.arange(len(pool))
     warm = np.flatnonzero(position_in_pool[users] >= 0)
     if len(warm) and len(pool) > 1:
+        start = time.perf_counter()
         features = build_features(data, profile_weight)[pool]
+        timings["features"] = time.perf_counter() - start
         idx, sim = nearest_neighbours(features, 1 + len(data.countries), k, query=position_in_pool[users[warm]],
-                                      metric=metric, method=method, random_state=random_state, progress=progress)
+                                      metric=metric, method=method, random_state=random_state, progress=progress,
+                                      timings=timings)
+        del features
+        start = time.perf_counter()
         plays_l1 = normalize(data.plays[pool], norm="l1").astype(np.float32)
         recs.artist[warm], recs.score[warm] = score_artists(idx, sim, plays_l1, data.plays[users[warm]], n)
+        timings["votes + top n"] = time.perf_counter() - start
+    start = time.perf_counter()
     _fill_from_popular(recs, data, popular_artists(data))
+    timings["popular + fill"] = time.perf_counter() - start
     return recs
 
 
