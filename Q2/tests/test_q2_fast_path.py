@@ -101,11 +101,12 @@ def test_tab_fast_path_agrees_with_per_line_parser_on_cell_garbage(case):
 SPECIAL_CELLS = {
     "day": ["2017-08-24", "2016-02-29", "2000-02-29", "0001-01-01", "9999-12-31", "2017-02-29", "1900-02-29",
             "0000-01-01", "2017-13-01", "2017-00-10", "2017-08-00", "2017-08-32", "2017-04-31", "2017-8-24",
-            "2017/08/24", " 2017-08-24", "2017-08-24 ", "", "2017-08-2a", "20170-8-24"],
+            "2017/08/24", " 2017-08-24", "2017-08-24 ", "", "2017-08-2a", "20170-8-24",
+            "201:-08-24", "2017-0:-01", "2017-08-1:", "2017-08-/5"],   # ':' and '/' sit next to the digits
     "time": ["00:00:00", "23:59:59", "24:00:00", "29:00:00", "19:60:00", "09:59:60", "9:00:00", " 9:00:00", "10:00",
-             "10:00:00.5", "2a:00:00", "30:00:00", "", "10-00-00"],
+             "10:00:00.5", "2a:00:00", "30:00:00", "", "10-00-00", "1::00:00", "10:00:0:", "10:/0:00"],
     "size": ["0", "-", "007", "1" * 18, "9" * 18, "1" * 19, "--", "-5", "5-", "", "12x", "x12", "+5", " 5", "5 ",
-             "1e3", "123456789012"],
+             "1e3", "123456789012", "1:", "/1"],
 }
 SPECIAL_TARGETS = [b"/a.jpg", b"", b"-", b"/a\rb.jpg", b"/a\x0bb.jpg", b"/\xa4.jpg", b"#x", b"/a%2Ejpg?q#f"]
 SPECIAL_FILLERS = [b"x\ry", b"", b"\x00", b"a\x0bb", b"\r"]
@@ -123,7 +124,11 @@ def special_lines(columns) -> list:
                          ("target", SPECIAL_TARGETS)]:
         for value in values:
             lines += [line({**base, role: value}, ending=ending) for ending in SPECIAL_ENDINGS]
-    lines += [line(base, filler=filler) for filler in SPECIAL_FILLERS]
+    fillers = [c for c in columns if c not in ROLE]
+    for filler in SPECIAL_FILLERS:   # in every other column at once, and in each one alone
+        lines += [line(base, filler=filler)] + [
+            b"\t".join(base[ROLE[c]] if c in ROLE else filler if c == alone else b"f" for c in columns) + b"\n"
+            for alone in fillers]
     full = line(base, ending=b"")
     lines += [b"\t".join(full.split(b"\t")[:k]) + b"\n" for k in range(len(columns) + 1)]   # too few fields
     lines += [full + b"\textra\n", full + b"\t\r\tx\n"]
