@@ -186,6 +186,12 @@ def test_plays_match_an_independent_reading_across_read_blocks(tmp_path):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert path.stat().st_size > 30 * 1024  # many 1 KiB blocks, each with its own dictionaries
     malformed, expected = _reference_plays(lines)
+    blocks = {}  # (user, mbid, name) -> read blocks (1 KiB) holding the line: some duplicates span blocks
+    offset = 0
+    for line in lines:
+        blocks.setdefault(tuple(line.split("\t")[:3]), set()).add(offset // 1024)
+        offset += len(line.encode()) + 1
+    assert sum(len(b) > 1 for b in blocks.values()) > 10
     plays, report = ld.load_plays(path, block_size=1024)
     assert report.rows_read == len(lines)
     assert report.malformed == {reason: len(numbers) for reason, numbers in malformed.items()}
