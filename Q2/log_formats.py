@@ -403,8 +403,46 @@ def _time_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
     return cells, valid & (hour < 24) & (_byte(words, 3) < 6) & (_byte(words, 6) < 6)
 
 
+_U64 = np.uint64
+
+
 def _size_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
-    """(int64 sizes, missing bool array, valid bool array) of size cells: 1-18 digits, or '-' (0, missing)."""
+    """(int64 sizes, missing bool array, valid bool array) of size cells: 1-18 digits, or '-' (0, missing).
+
+    Cells of 1-8 bytes (every size below 100 MB) are read as one little-endian word each, right-aligned, and converted
+    with SWAR arithmetic (pad with '0's, check the digits, then combine digit pairs, pairs of pairs, ...); longer
+    cells, and cells ending in the first 8 bytes of the block, digit by digit (``_size_cells_by_digits``).
+    """
+    length = end - start
+    by_word = (length >= 1) & (length <= 8) & (end >= 8)
+    if not by_word.all():
+        sizes, missing, valid = (np.zeros(len(start), t) for t in (np.int64, bool, bool))
+        for rows, function in ((np.flatnonzero(by_word), _size_cells_by_words),
+                               (np.flatnonzero(~by_word), _size_cells_by_digits)):
+            if len(rows):
+                sizes[rows], missing[rows], valid[rows] = function(data, start[rows], end[rows])
+        return sizes, missing, valid
+    return _size_cells_by_words(data, start, end)
+
+
+def _size_cells_by_words(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
+    """_size_cells for cells of 1-8 bytes that end at byte 8 or later."""
+    length = (end - start).astype(np.uint64)
+    words = np.ndarray((len(data) - 7,), "<u8", data, strides=(1,))[end - 8]   # the cell is the top bytes
+    before = (_U64(1) << (_U64(8) * (_U64(8) - length))) - _U64(1)   # the bytes before the cell...
+    zeros = _U64(0x3030303030303030)
+    padded = (words & ~before) | (zeros & before)                      # ...become '0's
+    numeric = _matches_digit_shape(padded, b"00000000")
+    missing = (length == 1) & ((words >> _U64(56)) == ord("-"))
+    v = padded - zeros   # digit values, most significant in the lowest byte
+    v = (v * _U64(10) + (v >> _U64(8))) & _U64(0x00FF00FF00FF00FF)
+    v = (v * _U64(100) + (v >> _U64(16))) & _U64(0x0000FFFF0000FFFF)
+    v = (v * _U64(10000) + (v >> _U64(32))) & _U64(0xFFFFFFFF)
+    return np.where(numeric, v.astype(np.int64), 0), missing, numeric | missing
+
+
+def _size_cells_by_digits(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
+    """_size_cells for any cells, one digit column at a time."""
     length = end - start
     width = int(min(max(length.max(initial=1), 1), 18))
     cells = _gather_cells(data, np.maximum(end - width, 0), width)   # right-aligned in ``width`` columns...
@@ -459,6 +497,8 @@ def _tab_fast_path(index: BlockIndex, first_line: int, end_line: int, layout: Op
     after = chars[closing]
     ok &= (after == _TAB) | (after == _LF) | ((after == _CR) & (positions[closing] + 1 == index.line_ends[lines]))
     rows = np.flatnonzero(ok)
+    if len(rows) == 0:
+        return RECORD_SCHEMA.empty_table(), lines
     first = first[rows]
 
     def cell(j: int) -> tuple:

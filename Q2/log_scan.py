@@ -205,7 +205,8 @@ def percent_decode(paths: pa.Array, where: Optional[pa.Array] = None) -> pa.Arra
     value becomes that byte, anything else is kept. Done with numpy over the array's data buffer (no Python loop
     per value: the benchmark log has ~50,000 distinct encoded paths, and worker threads keep the GIL free).
     """
-    where = pc.match_substring(paths, "%") if where is None else where
+    if where is None:   # decoding leaves values without '%' unchanged: no need to pick rows
+        return _percent_decode_all(paths) if pc.any(pc.match_substring(paths, "%")).as_py() else paths
     if not pc.any(where).as_py():
         return paths
     return pc.if_else(where, _percent_decode_all(paths), paths)

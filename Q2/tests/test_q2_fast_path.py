@@ -143,7 +143,7 @@ def test_tab_fast_path_agrees_with_per_line_parser_on_every_special_cell():
         lines = special_lines(columns)
         assert_fast_path_agrees(spec, header.encode() + b"\n" + b"".join(lines), spec.initial_state())
         # without the header, so that the first special line starts the block (offset 0)
-        for block in (b"".join(lines), b"".join(lines[::-1]), b"".join(lines).rstrip(b"\n")):
+        for block in (b"".join(lines), b"".join(lines[::-1]), b"".join(lines).rstrip(b"\n"), *lines):
             assert_fast_path_agrees(spec, block, declared)
 
 
@@ -177,6 +177,13 @@ def test_header_run_split_anywhere_keeps_layout_and_line_numbers(tmp_path):
                                                                           "2017-08-25": [7, 1]}), block_size
         assert (accounting.lines_read, accounting.comment_lines, accounting.malformed_lines) == (11, 4, 1)
         assert [line for line, _reason, _text in accounting.malformed_examples] == [10], block_size
+
+
+def test_tiny_blocks_without_records():
+    for fmt_name in ("cloudfront", "tsv"):
+        spec = log_formats.FORMATS[fmt_name]
+        for block in (b"x\n", b"\n", b"x", b"1\t2\n", b"#Fields: date time sc-bytes cs-uri-stem\n"):
+            assert_fast_path_agrees(spec, block, spec.initial_state())
 
 
 def test_size_first_in_the_block_is_read_right_aligned(tmp_path):
