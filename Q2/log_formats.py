@@ -2,7 +2,8 @@
 
 Every format turns one log line into a :class:`Record` (the fields bytes-by-file-type needs) or says why it cannot:
 ``COMMENT`` (``#`` lines, header lines), ``BLANK`` (empty or whitespace-only) or :class:`Malformed` with a reason.
-That per-line parser (``parse_line``) is the definition; ``parse_block`` is a vectorised fast path (pyarrow) that
+That per-line parser (``parse_line``) is the definition; ``parse_block`` (``index_block`` then ``parse_indexed``) is
+a vectorised fast path (numpy over delimiter positions for the tab formats, RE2 via pyarrow for CLF and S3) that
 must agree with it and hands every line it is not sure about back to ``parse_line``, so accounting stays exact.
 
 Formats (field references):
