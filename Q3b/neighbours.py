@@ -6,12 +6,16 @@ they play, weighted by similarity and by each artist's share of the neighbour's 
 played are removed and the top ``n`` remain. ``w`` (``profile_weight``) balances the profile block against the
 plays block: the prototype used ``w = 1``, so the profile block dominated (see ``rec_evaluation``).
 
-Scaling: for up to :data:`EXACT_MAX_USERS` users the similarities are computed exactly in user batches (a
-dense BLAS product for the profile block plus a sparse product for the plays block, then top-k selection).
-Above that an exact all-pairs product is out of reach (the plays block alone costs the sum over artists of
-listeners squared, an estimated ~1e11 operations on the real data), so candidates come from a faiss IVF
-inner-product index on a dense embedding (exact profile block + 32-dimension truncated SVD of the plays
-block) and are re-ranked with the exact similarity. Cold start: users without plays get their country's most popular artists, else global ones.
+Scaling: for up to :data:`EXACT_MAX_USERS` users (and for the Euclidean variant) the similarities are computed
+exactly in user batches (a dense BLAS product for the profile block plus a sparse product for the plays block,
+then top-k selection): the reference. Above that an exact all-pairs product is out of reach (the plays block alone
+costs the sum over artists of listeners squared, 6.1e10 on the full-size generated data), so the default is an
+inverted index: each artist keeps its :data:`INVERTED_POSTING_CAP` listeners with the largest weights, a user's
+candidates are the users reached through their artists' lists, and the :data:`INVERTED_CANDIDATES` best partial
+matches are re-ranked by the exact cosine of the full feature rows (recall of the exact 50 neighbours 0.97-0.98,
+measured by ``benchmarks/bench_recommender.py``). The per-user loops of that search and of the votes are numba
+kernels run on all cores. A faiss IVF route (``method='ann'``) is kept for comparison. Cold start: users without
+plays get their country's most popular artists, else global ones.
 """
 from __future__ import annotations
 
@@ -202,7 +206,20 @@ def _heap_write_sorted(hv, hi, size, out_i, out_v):
         out_v[pos], out_i[pos] = v, i
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
+def _heaviest_column(indptr, indices, data, first_column):
+    """Per CSR row, the column >= first_column with the largest value (lowest column on ties), -1 if none."""
+    n_rows = len(indptr) - 1
+    out = np.full(n_rows, -1, np.int64)
+    for row in range(n_rows):
+        best = -np.inf
+        for p in range(indptr[row], indptr[row + 1]):
+            if indices[p] >= first_column and (data[p] > best or (data[p] == best and indices[p] < out[row])):
+                best, out[row] = data[p], indices[p]
+    return out
+
+
+@numba.njit(cache=True)  # serial: a few seconds at full size, and a parallel kernel takes long to compile
 def _truncated_postings(indptr, indices, data, cap):
     """Per column of a CSC matrix, the ``cap`` rows with the largest values (ties: lower row first)."""
     n_cols = len(indptr) - 1
@@ -211,7 +228,7 @@ def _truncated_postings(indptr, indices, data, cap):
     out_ptr[1:] = np.cumsum(counts)
     rows = np.empty(out_ptr[-1], np.int32)
     values = np.empty(out_ptr[-1], np.float32)
-    for a in numba.prange(n_cols):
+    for a in range(n_cols):
         lo, hi, out = indptr[a], indptr[a + 1], out_ptr[a]
         if hi - lo <= cap:
             rows[out:out + hi - lo] = indices[lo:hi]
@@ -248,7 +265,7 @@ def _inverted_index_neighbours(indptr, indices, data, n_features, first_plays_co
             for p in range(indptr[q], indptr[q + 1]):
                 col, x = indices[p], data[p]
                 query_row[col] = x
-                if col < first_plays_column:
+                if col < first_plays_column or x == 0:  # a 0 would leave ``partial`` at 0: touched twice
                     continue
                 a = col - first_plays_column
                 for r in range(post_ptr[a], post_ptr[a + 1]):
@@ -401,7 +418,8 @@ def _inverted_neighbours(features, n_profile, query, k, posting_cap, n_candidate
     # Rows ordered by each user's heaviest artist: users that share their favourites sit next to each other, so
     # the scratch rows, posting lists and candidate rows a block of queries touches stay in cache (~1.5x faster).
     # Results are mapped back to the caller's rows; ties rank by the reordered row (deterministic).
-    order = np.argsort(np.asarray(features[:, n_profile:].argmax(axis=1)).ravel(), kind="stable")
+    features = features.tocsr()
+    order = np.argsort(_heaviest_column(features.indptr, features.indices, features.data, n_profile), kind="stable")
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
     features = features[order].tocsr()
@@ -608,13 +626,14 @@ def recommendations_frame(data: UserArtistData, recs: Recommendations) -> pd.Dat
     filled = recs.artist >= 0
     rows, ranks = np.nonzero(filled)
     artist = recs.artist[rows, ranks]
+    # object arrays indexed by position share one str per user/artist: no fixed-width copy of 7M strings
     return pd.DataFrame({
-        "user": data.users[recs.users[rows]],
+        "user": data.users.astype(object)[recs.users[rows]],
         "rank": (ranks + 1).astype(np.int32),
-        "artist_mbid": data.artists["artist_mbid"].to_numpy()[artist].astype(str),
-        "artist_name": data.artists["artist_name"].to_numpy()[artist].astype(str),
+        "artist_mbid": data.artists["artist_mbid"].to_numpy(dtype=object)[artist],
+        "artist_name": data.artists["artist_name"].to_numpy(dtype=object)[artist],
         "score": recs.score[rows, ranks].astype(np.float64),
-        "source": np.asarray(SOURCES)[recs.source[rows, ranks]],
+        "source": np.asarray(SOURCES, dtype=object)[recs.source[rows, ranks]],
     }) if n else pd.DataFrame(columns=["user", "rank", "artist_mbid", "artist_name", "score", "source"])
 
 

@@ -103,3 +103,16 @@ def test_votes_with_padding_stored_zeros_and_negative_similarities():
     # user 1: the negative similarity of row 2 counts as 0; artist 2 0.375, artist 1 0.125+0.05, artist 0 0.05
     assert artist[1].tolist() == [2, 1, 0, -1]
     np.testing.assert_allclose(score[1], [0.375, 0.175, 0.05, 0], rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")
+def test_inverted_neighbours_with_stored_zero_plays_list_each_neighbour_once():
+    features, n_profile, _ = _random_features(n=40)
+    features = features.tolil()
+    features[0, n_profile:] = 0  # user 0: explicit zeros only (0-play rows), so only the profile block is left
+    features = features.tocsr()
+    features[0, n_profile + np.arange(5)] = 0.0
+    idx, _ = nb.nearest_neighbours(features, n_profile, 10, method="inverted")
+    for row in idx:
+        found = row[row >= 0]
+        assert len(found) == len(set(found.tolist()))
