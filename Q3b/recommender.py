@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output (.parquet or .tsv); fallbacks go to <name>_fallbacks.<ext>")
     batch.add_argument("--store", help="also write a version into this rec_store URL")
     batch.add_argument("--profile-weight", type=float, default=neighbours.DEFAULT_PROFILE_WEIGHT)
-    batch.add_argument("--method", choices=("auto", "exact", "ann"), default="auto")
+    batch.add_argument("--method", choices=("auto", "exact", "inverted", "ann"), default="auto")
     batch.add_argument("--force", action="store_true", help="overwrite existing outputs")
     batch.set_defaults(func=cmd_batch)
 
