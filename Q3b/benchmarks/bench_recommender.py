@@ -130,7 +130,8 @@ def stage_compare(data_dir: str, subset: str) -> dict:
     same_config = nb.recommend_users(data, 20, profile_weight=1.0, metric="euclidean", method="exact").artist
     ours_same_seconds = time.perf_counter() - start
     start, cpu = time.perf_counter(), _cpu_seconds()
-    ours_default = nb.recommend_users(data, 20).artist  # the production default path (method='auto')
+    phases = {}  # wall seconds per phase of the default path (features, index, search, votes, fill)
+    ours_default = nb.recommend_users(data, 20, timings=phases).artist  # the production default (method='auto')
     ours_default_seconds, ours_default_cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     start = time.perf_counter()
     ours_exact = nb.recommend_users(data, 20, method="exact").artist
@@ -155,6 +156,7 @@ def stage_compare(data_dir: str, subset: str) -> dict:
     return {
         "users": len(users), "warm_up_seconds": warm_up, "original_seconds": original_seconds,
         "original_cpu_seconds": original_cpu, "ours_default_cpu_seconds": ours_default_cpu,
+        **{f"ours_default phase {k} seconds": v for k, v in phases.items()},
         "ndcg10_exact": ndcg["exact"], "ndcg10_default": ndcg["auto"], "ndcg10_ann": ndcg["ann"],
         "ours_same_config_seconds": ours_same_seconds, "ours_default_seconds": ours_default_seconds,
         "ours_exact_seconds": ours_exact_seconds, "top20_overlap_default_vs_exact": overlap(ours_default, ours_exact),
