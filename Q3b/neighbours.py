@@ -165,6 +165,19 @@ def _worse(v1, i1, v2, i2):
 
 
 @numba.njit(inline="always")
+def _scatter_add(acc, touched, n_touched, cols, values, start, stop, weight):
+    """Sparse accumulator step: acc[cols[r]] += weight * values[r] for r in start..stop-1, appending each column seen
+    for the first time (acc still 0) to ``touched``; returns the new number of touched columns."""
+    for r in range(start, stop):
+        c = cols[r]
+        if acc[c] == 0:
+            touched[n_touched] = c
+            n_touched += 1
+        acc[c] += weight * values[r]
+    return n_touched
+
+
+@numba.njit(inline="always")
 def _heap_offer(hv, hi, size, cap, v, i):
     """Keep the ``cap`` best (value, index) pairs in a min-heap (worst at the root); returns the new size."""
     if size < cap:
@@ -268,12 +281,8 @@ def _inverted_index_neighbours(indptr, indices, data, n_features, first_plays_co
                 if col < first_plays_column or x == 0:  # a 0 would leave ``partial`` at 0: touched twice
                     continue
                 a = col - first_plays_column
-                for r in range(post_ptr[a], post_ptr[a + 1]):
-                    c = post_rows[r]
-                    if partial[c] == 0:
-                        touched[n_touched] = c
-                        n_touched += 1
-                    partial[c] += x * post_values[r]
+                n_touched = _scatter_add(partial, touched, n_touched, post_rows, post_values, post_ptr[a],
+                                         post_ptr[a + 1], x)
             n_cand = 0
             for s in range(n_touched):
                 c = touched[s]
@@ -313,12 +322,8 @@ def _vote_kernel(neighbour_idx, neighbour_sim, pool_ptr, pool_cols, pool_values,
                 s = neighbour_sim[t, j]
                 if c < 0 or not s > 0:
                     continue
-                for r in range(pool_ptr[c], pool_ptr[c + 1]):
-                    a = pool_cols[r]
-                    if votes[a] == 0:
-                        touched[n_touched] = a
-                        n_touched += 1
-                    votes[a] += s * pool_values[r]
+                n_touched = _scatter_add(votes, touched, n_touched, pool_cols, pool_values, pool_ptr[c],
+                                         pool_ptr[c + 1], s)
             for r in range(played_ptr[t], played_ptr[t + 1]):
                 votes[played_cols[r]] = -1  # played: never recommended, still marked as touched
             size = 0
