@@ -100,8 +100,12 @@ def check_plot_path(path: str, overwrite: bool) -> str:
 def expand_sources(patterns: list) -> list:
     """Paths for the LOG arguments: '-' as is, existing files as is, globs expanded (sorted).
 
-    Raises FileNotFoundError naming the first argument that matches nothing.
+    Raises FileNotFoundError naming the first argument that matches nothing, IsADirectoryError naming the first
+    directory (given, or matched by a glob), and log_scan.LogInputError when '-' (stdin, readable once) is given more
+    than once.
     """
+    if patterns.count("-") > 1:
+        raise log_scan.LogInputError("stdin ('-') can be read only once; give '-' a single time")
     sources = []
     for pattern in patterns:
         if pattern == "-" or os.path.exists(pattern):
@@ -110,6 +114,10 @@ def expand_sources(patterns: list) -> list:
             sources.extend(sorted(glob.glob(pattern)))
         else:
             raise FileNotFoundError(f"{pattern}: no such file (or the glob matches nothing)")
+    for source in sources:
+        if source != "-" and os.path.isdir(source):
+            raise IsADirectoryError(f"{source}: is a directory; give log files or a glob such as "
+                                    f"'{os.path.join(source, '*.log')}'")
     return sources
 
 
