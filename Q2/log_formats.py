@@ -185,14 +185,21 @@ def _valid_time(t: bytes) -> bool:
     return bool(_TIME.fullmatch(t)) and int(t[:2]) < 24 and int(t[3:5]) < 60 and int(t[6:8]) < 60
 
 
+def _shown(field: bytes, width: int = 40) -> str:
+    """A raw field for a malformed-line reason: quoted text (UTF-8, other bytes as \\xNN), at most ``width``
+    characters, not a Python bytes literal."""
+    text = field[:4 * width].decode("utf-8", "backslashreplace")[:width]
+    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"
+
+
 def _record(day: bytes, time: bytes, offset: bytes, size: bytes, target: bytes) -> LineResult:
     """Validate raw fields and build a Record, or say which field is bad."""
     if not _valid_day(day):
-        return Malformed(f"bad date {day[:40]!r}")
+        return Malformed(f"bad date {_shown(day)}")
     if not _valid_time(time):
-        return Malformed(f"bad time {time[:40]!r}")
+        return Malformed(f"bad time {_shown(time)}")
     if not _SIZE.fullmatch(size):
-        return Malformed(f"bad size {size[:40]!r}")
+        return Malformed(f"bad size {_shown(size)}")
     missing = size == b"-"
     return Record(day.decode(), time.decode(), offset.decode(), 0 if missing else int(size), missing, target)
 
@@ -607,7 +614,7 @@ def _bracket_record(day: bytes, mon: bytes, year: bytes, time: bytes, offset: by
                     target: bytes) -> LineResult:
     month = _MONTH_NUMBER.get(mon)
     if month is None:
-        return Malformed(f"bad month {mon!r}")
+        return Malformed(f"bad month {_shown(mon)}")
     return _record(year + b"-" + month + b"-" + day, time, offset, size, target)
 
 
