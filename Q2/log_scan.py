@@ -482,6 +482,8 @@ def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, 
             return BytesSummary(files=[FileAccounting(source, format_name or "empty")])
         sample_lines = first[:1 << 20].tobytes().split(b"\n")[:200]
         name = format_name or log_formats.detect_format(sample_lines)
+        if name is None and not _CONTENT_LINE.search(first[:1 << 20]):   # only blank/comment lines so far
+            return _count_lines_without_content(source, first, blocks, reader)
         check_header(source, sample_lines, name)
         fmt = FORMATS[name]
         accounting = FileAccounting(source, name)
@@ -531,8 +533,41 @@ def check_header(source: str, sample_lines: list, name: Optional[str]) -> None:
                             f"named exactly {' '.join(needed)}")
     if name is None:
         number, text = next(((i, line) for i, line in enumerate(sample_lines, 1) if line.strip()), (1, b""))
-        raise LogInputError(f"{source}: cannot detect the log format from line {number} "
-                            f"(first 80 chars: {printable(text, 80)}); pass --format {{{','.join(sorted(FORMATS))}}}")
+        raise _undetectable(source, number, text)
+
+
+def _undetectable(source: str, number: int, text: bytes) -> LogInputError:
+    return LogInputError(f"{source}: cannot detect the log format from line {number} "
+                         f"(first 80 chars: {printable(text, 80)}); pass --format {{{','.join(sorted(FORMATS))}}}")
+
+
+#: A content line: neither blank (whitespace only) nor a comment ('#' first), by the rule of the per-line parsers
+#: (log_formats._blank_or_comment after the line end is stripped); bytes ``\s`` is [ \t\n\r\f\v], as bytes.strip().
+_CONTENT_LINE = re.compile(rb"(?m)^(?!#)[ \t\r\f\v]*[^\s]")
+_COMMENT_LINE = re.compile(rb"(?m)^#")
+
+
+def _count_lines_without_content(source: str, first, blocks: Iterator, reader: BlockReader) -> BytesSummary:
+    """Accounting of a file whose first lines are all blank or comments, so that no format can be detected: like
+    the empty file, zero records under the format name 'empty', with its blank and comment lines counted.
+
+    Raises the undetectable-format LogInputError naming the first content line should one come later.
+    """
+    accounting = FileAccounting(source, "empty")
+    for block in _chain(first, blocks):
+        data = bytes(block)
+        reader.release(block)
+        content = _CONTENT_LINE.search(data)
+        if content:
+            end = data.find(b"\n", content.start())
+            raise _undetectable(source, accounting.lines_read + data.count(b"\n", 0, content.start()) + 1,
+                                data[content.start():end if end >= 0 else len(data)])
+        lines = data.count(b"\n") + (not data.endswith(b"\n"))
+        comments = len(_COMMENT_LINE.findall(data))
+        accounting.lines_read += lines
+        accounting.comment_lines += comments
+        accounting.blank_lines += lines - comments
+    return BytesSummary(files=[accounting])
 
 
 def printable(line: bytes, width: int) -> str:
