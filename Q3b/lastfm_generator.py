@@ -45,9 +45,12 @@ def profile_reference(path=None) -> ProfileReference:
     """Distributions of gender, age, country and signup from a real profile file, or built-in defaults.
 
     ``path``: a ``usersha1-profile.tsv``-format file (e.g. the real sample) or None for :data:`DEFAULT_REFERENCE`.
+    Raises FileNotFoundError when ``path`` is given but is not a file (no silent switch to the defaults).
     """
-    if path is None or not Path(path).exists():
+    if path is None:
         return DEFAULT_REFERENCE
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such reference profile file")
     profiles, _ = load_profiles(path)
     gender = profiles["gender"].astype(object).fillna("").value_counts(normalize=True)
     return ProfileReference(

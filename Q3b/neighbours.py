@@ -548,7 +548,8 @@ def score_artists(neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, pl
 def popular_artists(data: UserArtistData, n: int = FALLBACK_SIZE):
     """Most popular artists by listener count (users who played the artist): global and per country.
 
-    Returns ``(global_artist, global_listeners, country_artist, country_listeners)``: (n,) arrays and
+    ``n``: chart length (callers filling top-n lists pass at least their n). Returns ``(global_artist,
+    global_listeners, country_artist, country_listeners)``: (n,) arrays and
     (n_countries, n) arrays, -1 padded. Listeners rather than summed plays so a few heavy users cannot dominate.
     """
     listened = (data.plays > 0).astype(np.float32)
@@ -620,7 +621,7 @@ def recommend_users(data: UserArtistData, n: int = 20, *, users=None, profile_we
         recs.artist[warm], recs.score[warm] = score_artists(idx, sim, plays_l1, data.plays[users[warm]], n)
         timings["votes + top n"] = time.perf_counter() - start
     start = time.perf_counter()
-    _fill_from_popular(recs, data, popular_artists(data))
+    _fill_from_popular(recs, data, popular_artists(data, max(n, FALLBACK_SIZE)))
     timings["popular + fill"] = time.perf_counter() - start
     return recs
 
@@ -666,9 +667,21 @@ def build_batch(plays: pd.DataFrame, profiles: pd.DataFrame, n: int = 20, *, pro
     ``plays``/``profiles``: frames from ``lastfm_data.load_plays``/``load_profiles``. ``options`` go to
     :func:`recommend_users` (profile_weight, k, metric, method, random_state). Returns ``(recommendations,
     fallbacks)`` as described in :func:`recommendations_frame` and :func:`fallbacks_frame`; every user gets n rows
-    unless the catalogue minus the user's played artists is smaller than n.
+    unless fewer than n unplayed artists have a listener. ``recommendations.attrs["coverage"]`` counts the users:
+    ``users`` (of either file), ``full`` (n rows), ``fewer``, ``none``, and of the short ones (fewer or none)
+    ``no_artist_left`` (every artist the user has not played was given) and ``no_popularity_data`` (artists remain
+    but none has a listener with plays > 0, e.g. only 0-play rows), so no user is dropped silently.
     """
     data = build_user_artist_data(plays, profiles)
     recs = recommend_users(data, n, progress=progress, **options)
-    return recommendations_frame(data, recs), fallbacks_frame(data)
+    frame = recommendations_frame(data, recs)
+    got = (recs.artist >= 0).sum(1)
+    left = data.plays.shape[1] - np.diff(data.plays.indptr)[recs.users]  # unplayed (0-play rows count as played)
+    short = got < n
+    no_artist_left = short & (got >= left)
+    frame.attrs["coverage"] = {
+        "users": int(len(recs.users)), "full": int((~short).sum()), "fewer": int((short & (got > 0)).sum()),
+        "none": int((got == 0).sum()), "no_artist_left": int(no_artist_left.sum()),
+        "no_popularity_data": int((short & ~no_artist_left).sum())}
+    return frame, fallbacks_frame(data)
 

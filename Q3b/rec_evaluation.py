@@ -24,6 +24,10 @@ from neighbours import (DEFAULT_NEIGHBOURS, UserArtistData, popular_artists, rec
 METRICS = ("precision", "recall", "ndcg", "map")
 
 
+class EmptyHoldoutError(ValueError):
+    """No user has enough artists for the holdout split, so there is nothing to evaluate."""
+
+
 def holdout_split(plays: sp.csr_matrix, fraction: float = 0.2, min_artists: int = 5, random_state: int = 0):
     """Hide ``round(fraction * n)`` (at least 1) random artists of each user with ``n >= min_artists`` artists.
 
@@ -133,11 +137,16 @@ def evaluate(data: UserArtistData, *, k: int = 10, profile_weights=(0.0, 0.03, 0
     The user-user recommender appears once per profile weight (the prototype is weight 1.0); ``method`` is passed
     to ``neighbours.recommend_users`` ('auto': exact up to its size limit, faiss above; 'exact'; 'ann'; see
     its docstring). Evaluated users: those with hidden artists, a fixed-seed sample of
-    ``max_users`` (None: all); every model sees the same split.
+    ``max_users`` (None: all); every model sees the same split. Raises :class:`EmptyHoldoutError` when no user
+    has 5 artists (the holdout is empty).
     """
     train, test = holdout_split(data.plays, random_state=random_state)
     train_data = data.with_plays(train)
     users = np.flatnonzero(np.diff(test.indptr) > 0)
+    if not len(users):
+        raise EmptyHoldoutError(
+            "no user has at least 5 artists, so the 20% holdout is empty; evaluation needs users with at least 5 "
+            "artists with plays > 0 (e.g. generate --users 1000)")
     if max_users is not None and len(users) > max_users:
         users = np.sort(np.random.default_rng(random_state).choice(users, max_users, replace=False))
     models = [(f"user-user (profile weight {w:g})", w, lambda w=w: recommend_users(

@@ -10,6 +10,8 @@ Only argument parsing, printing and exit codes live here; the work is in lastfm_
 from __future__ import annotations
 
 import argparse
+import csv
+import math
 import os
 import sys
 import time
@@ -41,6 +43,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows '(default: X)' for options with a real default (not for None/False ones)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _progress() -> bool:
@@ -81,23 +92,54 @@ def check_output(path: Path, force: bool, suffixes=TABLE_SUFFIXES) -> None:
     if path.exists() and not force:
         raise UserError(f"{path}: exists; pass --force to overwrite it")
     folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+    if not folder.is_dir() and folder.resolve() not in (OUT_DIR, OUT_DIR / "demo"):  # only our scratch folders are created
+        raise UserError(f"{path}: folder {folder} does not exist; create it first or choose another output")
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"{path}: cannot write into {folder}; choose an output in a writable folder")
+
+
+def check_not_input(outputs, inputs) -> None:
+    """Refuse (UserError) an output path that is one of the input files, whatever --force says."""
+    for out in outputs:
+        for source in inputs:
+            if Path(out).resolve() == Path(source).resolve():
+                raise UserError(f"{out}: is an input file; choose another output name")
 
 
 def _write_table(frame, path: Path, force: bool) -> None:
     check_output(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)  # only Q3b/out passes check_output without existing
     if path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, sep="\t", index=False)
+    else:  # like the input files: tabs, quoting off (names contain '"'); tabs/newlines cannot occur in fields
+        frame.to_csv(path, sep="\t", index=False, quoting=csv.QUOTE_NONE)
 
 
 def _recommend_options(args) -> dict:
     return {"profile_weight": args.profile_weight, "k": args.neighbours, "method": args.method}
+
+
+def _coverage_line(cover: dict, n: int) -> str:
+    """One line: users with n rows, fewer, none, and why the short ones are short."""
+    line = f"{cover['full']:,} users got {n} rows, {cover['fewer']:,} fewer, {cover['none']:,} none"
+    if cover["fewer"] or cover["none"]:
+        line += (f" ({cover['no_artist_left']:,} with no artist left that they have not played, "
+                 f"{cover['no_popularity_data']:,} with no popularity data for the artists left)")
+    return line
+
+
+def _announce_compilation(n_users: int, method: str) -> None:
+    """One stderr line before the first numba kernel call when numba's on-disk cache lacks the kernels to run
+    (``<kernel>-<line>.*.nbi`` in Q3b/__pycache__, the names numba gives its index files)."""
+    kernels = [neighbours._vote_kernel]
+    if method == "inverted" or (method == "auto" and n_users > neighbours.EXACT_MAX_USERS):
+        kernels.append(neighbours._inverted_index_neighbours)
+    cache = HERE / "__pycache__"
+    for kernel in kernels:
+        code = kernel.py_func.__code__
+        if not any(cache.glob(f"neighbours.{code.co_name}-{code.co_firstlineno}.*.nbi")):
+            print("compiling the neighbour kernels once (about 30 s; cached afterwards)", file=sys.stderr)
+            return
 
 
 def cmd_generate(args) -> int:
@@ -107,11 +149,18 @@ def cmd_generate(args) -> int:
         raise UserError(f"{out}: already holds Last.fm files; pass --force to overwrite them")
     if args.users < 1:
         raise UserError(f"--users must be at least 1, got {args.users}")
+    reference = args.reference
+    if reference is None and REFERENCE_PROFILES.is_file():
+        reference = REFERENCE_PROFILES
+    elif reference is not None and not Path(reference).is_file():
+        raise UserError(f"--reference {reference}: no such file; give a usersha1-profile.tsv-format file "
+                        f"or leave --reference out")
     start = time.perf_counter()
     counts = lastfm_generator.generate_lastfm(out, args.users, random_state=args.seed,
-                                         reference=lastfm_generator.profile_reference(args.reference))
+                                         reference=lastfm_generator.profile_reference(reference))
+    shaped = f"profiles shaped by {reference}" if reference else "built-in profile distributions"
     print(f"wrote {counts['users']:,} users, {counts['plays_rows']:,} play rows, {counts['artists']:,} artists "
-          f"to {out} in {time.perf_counter() - start:.1f} s")
+          f"to {out} in {time.perf_counter() - start:.1f} s ({shaped})")
     return 0
 
 
@@ -132,18 +181,24 @@ def cmd_batch(args) -> int:
             raise UserError(f"--store: {exc}") from None
         except (ValueError, OSError) as exc:
             raise UserError(f"--store {args.store}: {exc}") from None
+    inputs = _input_paths(args)
+    check_not_input((out, fallback_out), inputs)
     start = time.perf_counter()
-    plays, profiles = load_inputs(*_input_paths(args))
+    plays, profiles = load_inputs(*inputs)
     loaded = time.perf_counter()
+    _announce_compilation(plays["user"].nunique() + len(profiles), args.method)
     recommendations, fallbacks = neighbours.build_batch(plays, profiles, args.n, progress=_progress(),
                                                         **_recommend_options(args))
     done = time.perf_counter()
     _write_table(recommendations, out, args.force)
     _write_table(fallbacks, fallback_out, args.force)
-    users = recommendations["user"].nunique()
-    print(f"{users:,} users, {len(recommendations):,} recommendations "
+    cover = recommendations.attrs["coverage"]
+    print(f"{cover['users']:,} users (of either file), {len(recommendations):,} recommendations "
           f"(load {loaded - start:.1f} s, recommend {done - loaded:.1f} s) -> {out}, {fallback_out}")
-    print("rows by source: " + ", ".join(f"{k} {v:,}" for k, v in recommendations["source"].value_counts().items()))
+    print(_coverage_line(cover, args.n))
+    if len(recommendations):
+        print("rows by source: " + ", ".join(f"{k} {v:,}" for k, v in
+                                             recommendations["source"].value_counts().items()))
     if store is not None:
         version = store.write_version(recommendations, fallbacks)
         print(f"stored as version {version} in {args.store}")
@@ -165,10 +220,14 @@ def run_evaluation(plays_path, profiles_path, out_dir, *, max_users, weights, n_
         check_output(Path(out_dir) / name, force, suffixes=(Path(name).suffix,))
     plays, profiles = load_inputs(plays_path, profiles_path, verbose)
     data = neighbours.build_user_artist_data(plays, profiles)
-    table = rec_evaluation.evaluate(data, max_users=max_users or None, profile_weights=weights,
-                                    n_neighbours=n_neighbours, baselines=baselines, progress=_progress())
+    _announce_compilation(len(data.users), "auto")
+    try:
+        table = rec_evaluation.evaluate(data, max_users=max_users or None, profile_weights=weights,
+                                        n_neighbours=n_neighbours, baselines=baselines, progress=_progress())
+    except rec_evaluation.EmptyHoldoutError as exc:
+        raise UserError(str(exc)) from None
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only Q3b/out(/demo) passes check_output without existing
     table.to_csv(out_dir / EVALUATION_FILES[0], index=False)
     rec_evaluation.plot_evaluation(table, out_dir / EVALUATION_FILES[1], source=source or f"data: {plays_path}")
     return table
@@ -198,6 +257,7 @@ def cmd_demo(args) -> int:
         shaped = f"profiles shaped by {REFERENCE_PROFILES}" if reference else "built-in profile distributions"
         print(f"generated {DEMO_USERS:,} demo users into {DEMO_DIR} ({shaped})")
     plays, profiles = load_inputs(plays_path, profiles_path)
+    _announce_compilation(len(profiles), "auto")
     start = time.perf_counter()
     recommendations, _ = neighbours.build_batch(plays, profiles, 20)
     print(f"recommended 20 artists to each of {recommendations['user'].nunique():,} users in "
@@ -214,11 +274,28 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _weight(text: str) -> float:
+    """A profile weight: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+_weight.__name__ = "weight"
+
+
 def _weights(text: str):
     try:
-        return tuple(float(x) for x in text.split(","))
+        values = tuple(float(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"every weight must be a finite number >= 0, got {text!r}")
+    return values
 
 
 def _int_at_least(low: int):
@@ -242,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--users", type=_int_at_least(1), default=DEMO_USERS, help="number of users (full size: 359347)")
     gen.add_argument("--out-dir", default=str(DATA_DIR / "generated"))
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--reference", default=str(REFERENCE_PROFILES),
-                     help="real profile file whose gender/age/country/signup distributions to copy")
+    gen.add_argument("--reference", help="real profile file whose gender/age/country/signup distributions to "
+                     f"copy (default: {REFERENCE_PROFILES} if present, else built-in distributions)")
     gen.add_argument("--force", action="store_true", help="overwrite existing files")
     gen.set_defaults(func=cmd_generate)
 
@@ -253,23 +330,27 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--profiles", help=f"profile file (default: DATA_DIR/{lastfm_data.PROFILES_FILE})")
         p.add_argument("--neighbours", type=_int_at_least(1), default=neighbours.DEFAULT_NEIGHBOURS, help="k nearest users")
 
-    batch = sub.add_parser("batch", help="top-n artists for every user, written as Parquet or TSV")
+    batch = sub.add_parser("batch", help="top-n artists for every user, written as Parquet or TSV",
+                           formatter_class=_DefaultsFormatter)
     inputs(batch)
     batch.add_argument("-n", type=_int_at_least(1), default=20, help="artists per user")
     batch.add_argument("--out", default=str(OUT_DIR / "recommendations.parquet"),
                        help="output (.parquet or .tsv); fallbacks go to <name>_fallbacks.<ext>")
     batch.add_argument("--store", help="also write a version into this rec_store URL")
-    batch.add_argument("--profile-weight", type=float, default=neighbours.DEFAULT_PROFILE_WEIGHT)
-    batch.add_argument("--method", choices=("auto", "exact", "inverted", "ann"), default="auto")
+    batch.add_argument("--profile-weight", type=_weight, default=neighbours.DEFAULT_PROFILE_WEIGHT,
+                       help="weight of the age/country features (finite, >= 0)")
+    batch.add_argument("--method", choices=("auto", "exact", "inverted", "ann"), default="auto",
+                       help=f"neighbour search; auto: exact up to {neighbours.EXACT_MAX_USERS:,} users, else inverted")
     batch.add_argument("--force", action="store_true", help="overwrite existing outputs")
     batch.set_defaults(func=cmd_batch)
 
-    ev = sub.add_parser("evaluate", help="holdout metrics vs. baselines; table, CSV and PNG")
+    ev = sub.add_parser("evaluate", help="holdout metrics vs. baselines; table, CSV and PNG",
+                        formatter_class=_DefaultsFormatter)
     inputs(ev)
     ev.add_argument("--max-users", type=_int_at_least(0), default=5000,
                     help="evaluate a fixed sample of this many users (0: all users)")
     ev.add_argument("--weights", type=_weights, default=(0.0, 0.01, 0.03, 0.1, 0.3, 1.0),
-                    help="profile weights to compare, comma-separated")
+                    help="profile weights to compare, comma-separated (finite, >= 0)")
     ev.add_argument("--no-baselines", action="store_true")
     ev.add_argument("--out-dir", default=str(OUT_DIR))
     ev.add_argument("--force", action="store_true", help="overwrite evaluation.csv/.png in --out-dir")

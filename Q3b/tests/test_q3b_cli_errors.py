@@ -88,3 +88,142 @@ def test_first_non_utf8_line_across_chunks(tmp_path):
     assert lastfm_data.first_non_utf8_line(path, chunk_size=3) == 11
     path.write_bytes("ä\n".encode() * 10)
     assert lastfm_data.first_non_utf8_line(path, chunk_size=3) is None
+
+
+# --- issue 5 follow-up: what a fresh-user trial found ---------------------------------------------------------
+
+def _sha(i: int) -> str:
+    return f"{i:040x}"
+
+
+def _write_lastfm(folder: Path, plays_rows, profile_users) -> Path:
+    """Last.fm-format files (tab-separated, no header, quoting off) from (user, mbid, name, plays) rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / lastfm_data.PLAYS_FILE).write_text(
+        "".join(f"{u}\t{m}\t{a}\t{p}\n" for u, m, a, p in plays_rows), encoding="utf-8")
+    (folder / lastfm_data.PROFILES_FILE).write_text(
+        "".join(f"{u}\tm\t25\tUnited States\tFeb 1, 2007\n" for u in profile_users), encoding="utf-8")
+    return folder
+
+
+def _read_tsv(path: Path):
+    """The way our loaders read: split each line on tabs, no quoting."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
+
+
+@pytest.mark.parametrize("plays_rows, users, expected", [
+    # one user who played the whole catalogue: nothing left to recommend
+    ([(_sha(1), "m1", "A", 10)], [_sha(1)],
+     "0 users got 20 rows, 0 fewer, 1 none (1 with no artist left that they have not played, "
+     "0 with no popularity data"),
+    # only 0-play rows: artists remain, but nobody listened to them
+    ([(_sha(1), "m1", "A", 0), (_sha(2), "m2", "B", 0)], [_sha(1), _sha(2), _sha(3)],
+     "0 users got 20 rows, 0 fewer, 3 none (0 with no artist left that they have not played, "
+     "3 with no popularity data"),
+    # 2 artists with listeners: user 3 (cold) gets 2 of 2, users 1/2 the other one
+    ([(_sha(1), "m1", "A", 5), (_sha(2), "m2", "B", 3)], [_sha(1), _sha(2), _sha(3)],
+     "1 users got 2 rows, 2 fewer, 0 none (2 with no artist left"),
+])
+def test_batch_summary_counts_every_user(plays_rows, users, expected, tmp_path, capsys):
+    folder = _write_lastfm(tmp_path / "in", plays_rows, users)
+    n = "2" if "got 2 rows" in expected else "20"
+    assert recommender.main(["batch", "--data-dir", str(folder), "-n", n, "--out", str(tmp_path / "r.tsv")]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(users)} users (of either file)" in out
+    assert expected in out, out
+
+
+@pytest.mark.parametrize("argv", [
+    ["batch", "--profile-weight", "-1"], ["batch", "--profile-weight", "nan"], ["batch", "--profile-weight", "inf"],
+    ["evaluate", "--weights", "0,-1"], ["evaluate", "--weights", "nan"], ["evaluate", "--weights", "0.1,inf"],
+])
+def test_weights_must_be_finite_and_non_negative(argv, capsys, no_work):
+    with pytest.raises(SystemExit) as exit_info:
+        recommender.main(argv)
+    assert exit_info.value.code == 2
+    err = _one_line(capsys)
+    assert f"argument {argv[1]}" in err and "finite number >= 0" in err
+
+
+def test_evaluate_without_holdout_users_is_one_line_and_writes_nothing(tmp_path, capsys):
+    folder = _write_lastfm(tmp_path / "in", [(_sha(1), "m1", "A", 3), (_sha(2), "m1", "A", 2), (_sha(2), "m2", "B", 1)],
+                           [_sha(1), _sha(2)])
+    (tmp_path / "ev").mkdir()
+    assert recommender.main(["evaluate", "--data-dir", str(folder), "--out-dir", str(tmp_path / "ev")]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("recommender.py evaluate: no user has at least 5 artists, so the 20% holdout is empty")
+    assert not list((tmp_path / "ev").iterdir())
+
+
+def test_batch_tsv_is_unquoted_and_names_round_trip(tmp_path):
+    names = ['"Weird Al" Yankovic', '"unterminated', "  Björk  ", "Guns N' Roses"]
+    rows = [(_sha(u), f"m{a}", names[a], 1 + u + a) for u in range(4) for a in range(4) if (u + a) % 4 != 3]
+    folder = _write_lastfm(tmp_path / "in", rows, [_sha(u) for u in range(4)])
+    assert recommender.main(["batch", "--data-dir", str(folder), "--out", str(tmp_path / "r.tsv")]) == 0
+    for path in (tmp_path / "r.tsv", tmp_path / "r_fallbacks.tsv"):
+        header, lines = _read_tsv(path)
+        got = {line[header.index("artist_name")] for line in lines}
+        assert got and got <= set(names), got
+    assert '"Weird Al" Yankovic' in {line[3] for line in _read_tsv(tmp_path / "r_fallbacks.tsv")[1]}
+
+
+def test_generate_with_missing_reference_is_an_error(tmp_path, capsys):
+    assert recommender.main(["generate", "--users", "5", "--reference", str(tmp_path / "nope.tsv"),
+                             "--out-dir", str(tmp_path / "g")]) == 2
+    err = _one_line(capsys)
+    assert "nope.tsv: no such file" in err
+    assert not (tmp_path / "g").exists()
+
+
+def test_out_equal_to_an_input_is_refused_even_with_force(tmp_path, capsys, no_work):
+    folder = _write_lastfm(tmp_path / "in", [(_sha(1), "m1", "A", 3)], [_sha(1)])
+    plays = folder / lastfm_data.PLAYS_FILE
+    before = plays.read_bytes()
+    assert recommender.main(["batch", "--data-dir", str(folder), "--out", str(plays), "--force"]) == 2
+    assert "is an input file" in _one_line(capsys)
+    assert plays.read_bytes() == before
+
+
+def test_out_into_a_missing_folder_is_an_error(tmp_path, capsys, no_work):
+    folder = _write_lastfm(tmp_path / "in", [(_sha(1), "m1", "A", 3)], [_sha(1)])
+    assert recommender.main(["batch", "--data-dir", str(folder), "--out", str(tmp_path / "no" / "r.tsv")]) == 2
+    assert "does not exist" in _one_line(capsys)
+    assert not (tmp_path / "no").exists()
+
+
+def test_cold_start_users_get_more_than_the_fallback_size(tmp_path):
+    import neighbours
+
+    n = neighbours.FALLBACK_SIZE + 50
+    rows = [(_sha(1), f"m{a}", f"artist {a}", 1 + a) for a in range(n + 10)] + [(_sha(2), "m0", "artist 0", 4)]
+    folder = _write_lastfm(tmp_path / "in", rows, [_sha(1), _sha(2), _sha(3)])
+    assert recommender.main(["batch", "--data-dir", str(folder), "-n", str(n), "--out", str(tmp_path / "r.tsv")]) == 0
+    header, lines = _read_tsv(tmp_path / "r.tsv")
+    per_user = {}
+    for line in lines:
+        per_user[line[0]] = per_user.get(line[0], 0) + 1
+    assert per_user[_sha(3)] == n  # cold start: country/global charts only
+    assert per_user[_sha(2)] == n
+
+
+def test_compilation_is_announced_only_without_cache(tmp_path, monkeypatch, capsys):
+    import neighbours
+
+    monkeypatch.setattr(recommender, "HERE", tmp_path)
+    recommender._announce_compilation(10, "auto")
+    assert "compiling the neighbour kernels once" in _one_line(capsys)
+    code = neighbours._vote_kernel.py_func.__code__
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / f"neighbours.{code.co_name}-{code.co_firstlineno}.py311.nbi").write_bytes(b"")
+    recommender._announce_compilation(10, "auto")
+    assert capsys.readouterr().err == ""
+    recommender._announce_compilation(10, "inverted")  # the inverted kernel is still missing
+    assert "compiling" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, shown", [("batch", "(default: 20)"), ("evaluate", "(default: 5000)")])
+def test_help_shows_defaults(command, shown, capsys):
+    with pytest.raises(SystemExit):
+        recommender.main([command, "--help"])
+    assert shown in capsys.readouterr().out
