@@ -92,8 +92,10 @@ def check_output(path: Path, force: bool, suffixes=TABLE_SUFFIXES) -> None:
     if path.exists() and not force:
         raise UserError(f"{path}: exists; pass --force to overwrite it")
     folder = path.parent
-    if not folder.is_dir() and folder.resolve() not in (OUT_DIR, OUT_DIR / "demo"):  # only our scratch folders are created
-        raise UserError(f"{path}: folder {folder} does not exist; create it first or choose another output")
+    if not folder.is_dir():
+        if folder.resolve() not in (OUT_DIR, OUT_DIR / "demo"):  # only our scratch folders are created
+            raise UserError(f"{path}: folder {folder} does not exist; create it first or choose another output")
+        folder = next(p for p in folder.resolve().parents if p.is_dir())  # where the scratch folder will be made
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"{path}: cannot write into {folder}; choose an output in a writable folder")
 

@@ -227,3 +227,14 @@ def test_help_shows_defaults(command, shown, capsys):
     with pytest.raises(SystemExit):
         recommender.main([command, "--help"])
     assert shown in capsys.readouterr().out
+
+
+def test_default_scratch_output_folder_may_be_missing_on_a_fresh_clone(tmp_path, monkeypatch):
+    """Q3b/out does not exist in a fresh clone: the default --out must pass the check (the folder is made later),
+    while any other missing folder is still refused."""
+    monkeypatch.setattr(recommender, "OUT_DIR", tmp_path / "out")
+    recommender.check_output(tmp_path / "out" / "recommendations.parquet", force=False)
+    recommender.check_output(tmp_path / "out" / "demo" / "recommendations.parquet", force=False)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(recommender.UserError, match="does not exist"):
+        recommender.check_output(tmp_path / "elsewhere" / "recommendations.parquet", force=False)
