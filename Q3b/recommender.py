@@ -144,23 +144,26 @@ def _announce_compilation(n_users: int, method: str) -> None:
             return
 
 
+def _profile_reference(path) -> tuple:
+    """(ProfileReference, what shaped it) for the generator: ``path``, or when None the real sample if present,
+    else the built-in distributions. Raises UserError when a given ``path`` is not a file."""
+    if path is None:
+        path = REFERENCE_PROFILES if REFERENCE_PROFILES.is_file() else None
+    elif not Path(path).is_file():
+        raise UserError(f"--reference {path}: no such file; give a usersha1-profile.tsv-format file "
+                        f"or leave --reference out")
+    shaped = f"profiles shaped by {path}" if path else "built-in profile distributions"
+    return lastfm_generator.profile_reference(path), shaped
+
+
 def cmd_generate(args) -> int:
     out = Path(args.out_dir)
     targets = [out / lastfm_data.PLAYS_FILE, out / lastfm_data.PROFILES_FILE]
     if any(p.exists() for p in targets) and not args.force:
         raise UserError(f"{out}: already holds Last.fm files; pass --force to overwrite them")
-    if args.users < 1:
-        raise UserError(f"--users must be at least 1, got {args.users}")
-    reference = args.reference
-    if reference is None and REFERENCE_PROFILES.is_file():
-        reference = REFERENCE_PROFILES
-    elif reference is not None and not Path(reference).is_file():
-        raise UserError(f"--reference {reference}: no such file; give a usersha1-profile.tsv-format file "
-                        f"or leave --reference out")
+    reference, shaped = _profile_reference(args.reference)
     start = time.perf_counter()
-    counts = lastfm_generator.generate_lastfm(out, args.users, random_state=args.seed,
-                                         reference=lastfm_generator.profile_reference(reference))
-    shaped = f"profiles shaped by {reference}" if reference else "built-in profile distributions"
+    counts = lastfm_generator.generate_lastfm(out, args.users, random_state=args.seed, reference=reference)
     print(f"wrote {counts['users']:,} users, {counts['plays_rows']:,} play rows, {counts['artists']:,} artists "
           f"to {out} in {time.perf_counter() - start:.1f} s ({shaped})")
     return 0
@@ -254,9 +257,8 @@ def cmd_evaluate(args) -> int:
 def cmd_demo(args) -> int:
     plays_path, profiles_path = DEMO_DIR / lastfm_data.PLAYS_FILE, DEMO_DIR / lastfm_data.PROFILES_FILE
     if not (plays_path.exists() and profiles_path.exists()):
-        reference = REFERENCE_PROFILES if REFERENCE_PROFILES.exists() else None
-        lastfm_generator.generate_lastfm(DEMO_DIR, DEMO_USERS, reference=lastfm_generator.profile_reference(reference))
-        shaped = f"profiles shaped by {REFERENCE_PROFILES}" if reference else "built-in profile distributions"
+        reference, shaped = _profile_reference(None)
+        lastfm_generator.generate_lastfm(DEMO_DIR, DEMO_USERS, reference=reference)
         print(f"generated {DEMO_USERS:,} demo users into {DEMO_DIR} ({shaped})")
     plays, profiles = load_inputs(plays_path, profiles_path)
     _announce_compilation(len(profiles), "auto")
@@ -291,13 +293,8 @@ _weight.__name__ = "weight"
 
 
 def _weights(text: str):
-    try:
-        values = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not all(math.isfinite(v) and v >= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"every weight must be a finite number >= 0, got {text!r}")
-    return values
+    """Comma-separated profile weights, each checked by :func:`_weight`."""
+    return tuple(_weight(x) for x in text.split(","))
 
 
 def _int_at_least(low: int):
