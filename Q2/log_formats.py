@@ -2,7 +2,7 @@
 
 Every format turns one log line into a :class:`Record` (the fields bytes-by-file-type needs) or says why it cannot:
 ``COMMENT`` (``#`` lines, header lines), ``BLANK`` (empty or whitespace-only) or :class:`Malformed` with a reason.
-That per-line parser (``parse_line``) is the definition; ``parse_block`` (``index_block`` then ``parse_indexed``) is
+That per-line parser (``parse_line``) is the definition; ``index_block`` then ``parse_indexed`` is
 a vectorised fast path (numpy over delimiter positions for the tab formats, RE2 via pyarrow for CLF and S3) that
 must agree with it and hands every line it is not sure about back to ``parse_line``, so accounting stays exact.
 
@@ -152,14 +152,6 @@ class LogFormat:
     index_block: Callable[[bytes], BlockIndex]
     parse_indexed: Callable[[BlockIndex, ParserState], BlockResult]
     initial_state: Callable[[], ParserState] = field(default=ParserState)
-
-    def parse_block(self, block, state: ParserState) -> BlockResult:
-        """The fast path over a bytes-like block of whole lines: ``parse_indexed(index_block(block), state)``."""
-        return self.parse_indexed(self.index_block(block), state)
-
-    def state_after(self, block, state: ParserState) -> ParserState:
-        """The state at the end of ``block`` when it starts in ``state``."""
-        return self.index_block(block).state_after(state)
 
 
 # ---------------------------------------------------------------- shared field checks (Python side)
@@ -314,11 +306,7 @@ def _make_tab_parse_line(read_header: Callable, offset: bytes = b"+0000") -> Cal
     return parse_line
 
 
-def _empty_result(line_indices: np.ndarray) -> BlockResult:
-    return BlockResult(RECORD_SCHEMA.empty_table(), line_indices, len(line_indices))
-
-
-_TAB, _LF, _CR, _DASH, _COLON = 9, 10, 13, ord("-"), ord(":")
+_TAB, _LF, _CR, _DASH = 9, 10, 13, ord("-")
 #: 10**17 .. 10**0: the place values of a size right-aligned in 18 columns.
 _PLACE_VALUES = 10 ** np.arange(17, -1, -1, dtype=np.int64)
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
@@ -548,8 +536,13 @@ def _make_tab_parse_indexed(offset: str = "+0000") -> Callable[[BlockIndex, Pars
     return parse_indexed
 
 
+def _tsv_names(text: bytes) -> list:
+    """Column names of a tsv header line: tab-separated, stripped, lower-cased."""
+    return [n.strip().lower() for n in text.decode("utf-8", "replace").split("\t")]
+
+
 def _tsv_header(text: bytes):
-    names = [n.strip().lower() for n in text.decode("utf-8", "replace").split("\t")]
+    names = _tsv_names(text)
     if _DATE.fullmatch(text[:10]) or not set(TSV_COLUMNS) <= set(names):
         return _NO_HEADER
     return layout_from_names(names, dict(zip(("day", "time", "size", "target"), TSV_COLUMNS)))
@@ -564,10 +557,15 @@ def _tsv_default_layout() -> TabLayout:
     return layout_from_names(TSV_COLUMNS, dict(zip(("day", "time", "size", "target"), TSV_COLUMNS)))
 
 
+def _cloudfront_names(text: bytes) -> list:
+    """Column names of a ``#Fields:`` line (whitespace-separated after the prefix)."""
+    return text[len(b"#Fields:"):].decode("utf-8", "replace").split()
+
+
 def _cloudfront_header(text: bytes):
     if not text.startswith(b"#Fields:"):
         return _NO_HEADER
-    names = text[len(b"#Fields:"):].decode("utf-8", "replace").split()
+    names = _cloudfront_names(text)
     return layout_from_names(names, CLOUDFRONT_COLUMNS) if set(CLOUDFRONT_COLUMNS.values()) <= set(names) else None
 
 
@@ -620,7 +618,7 @@ def _bracket_record(day: bytes, mon: bytes, year: bytes, time: bytes, offset: by
 
 def _make_bracket_parse_line(regex: "re.Pattern", what: str) -> Callable[[bytes, ParserState], LineResult]:
     """parse_line for a space-separated format with a [time] field; ``regex`` has the named groups of
-    _BRACKET_GROUPS (and ``key`` for S3)."""
+    _CLF_GROUPS (_S3_GROUPS for S3, with ``key``)."""
     def parse_line(line: bytes, state: ParserState) -> LineResult:
         text = _strip_eol(line)
         kind = _blank_or_comment(text)
@@ -752,13 +750,13 @@ def header_missing_columns(sample_lines, name: Optional[str]) -> Optional[tuple]
         if not text.strip():
             continue
         if text.startswith(b"#Fields:") and name in (None, "cloudfront"):
-            names = text[len(b"#Fields:"):].decode("utf-8", "replace").split()
+            names = _cloudfront_names(text)
             missing = [c for c in CLOUDFRONT_COLUMNS.values() if c not in names]
             return (number, missing, names, tuple(CLOUDFRONT_COLUMNS.values())) if missing else None
         if text.startswith(b"#"):
             continue
         if name in (None, "tsv") and b"\t" in text and text[:1].isalpha():
-            names = [n.strip().lower() for n in text.decode("utf-8", "replace").split("\t")]
+            names = _tsv_names(text)
             missing = [c for c in TSV_COLUMNS if c not in names]
             if missing and (name == "tsv" or len(missing) < len(TSV_COLUMNS)):
                 return number, missing, names, TSV_COLUMNS

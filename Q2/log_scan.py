@@ -198,18 +198,14 @@ def url_paths(targets: pa.Array) -> pa.Array:
     return paths
 
 
-def percent_decode(paths: pa.Array, where: Optional[pa.Array] = None) -> pa.Array:
-    """``paths`` with %XX sequences decoded once in the rows where ``where`` is True (default: rows containing '%').
+def percent_decode(paths: pa.Array) -> pa.Array:
+    """``paths`` with %XX sequences decoded once (values without '%' are returned unchanged).
 
     Same result as urllib's unquote_to_bytes on each value: each '%' followed by two hex digits inside the same
     value becomes that byte, anything else is kept. Done with numpy over the array's data buffer (no Python loop
     per value: the benchmark log has ~50,000 distinct encoded paths, and worker threads keep the GIL free).
     """
-    if where is None:   # decoding leaves values without '%' unchanged: no need to pick rows
-        return _percent_decode_all(paths) if pc.any(pc.match_substring(paths, "%")).as_py() else paths
-    if not pc.any(where).as_py():
-        return paths
-    return pc.if_else(where, _percent_decode_all(paths), paths)
+    return _percent_decode_all(paths) if pc.any(pc.match_substring(paths, "%")).as_py() else paths
 
 
 _HEX_VALUE = np.full(256, -1, np.int16)   # byte -> its hex digit value, -1 for non-hex bytes

@@ -126,8 +126,7 @@ def _progress_bar(source: str):
         return contextlib.nullcontext(_NoProgress())
     from tqdm import tqdm
     size = os.path.getsize(source) if source != "-" and os.path.isfile(source) else None
-    return tqdm(total=size, unit="B", unit_scale=True, desc=os.path.basename(source), leave=False,
-                disable=not sys.stderr.isatty())
+    return tqdm(total=size, unit="B", unit_scale=True, desc=os.path.basename(source), leave=False)
 
 
 class _NoProgress:
