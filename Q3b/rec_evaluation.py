@@ -135,8 +135,8 @@ def evaluate(data: UserArtistData, *, k: int = 10, profile_weights=(0.0, 0.03, 0
     """Evaluation table: one row per model with precision/recall/ndcg/map@k, coverage, seconds.
 
     The user-user recommender appears once per profile weight (the prototype is weight 1.0); ``method`` is passed
-    to ``neighbours.recommend_users`` ('auto': exact up to its size limit, faiss above; 'exact'; 'ann'; see
-    its docstring). Evaluated users: those with hidden artists, a fixed-seed sample of
+    to ``neighbours.recommend_users`` ('auto': exact up to its size limit, the inverted index above; 'exact';
+    'inverted'; 'ann'; see ``neighbours.nearest_neighbours``). Evaluated users: those with hidden artists, a fixed-seed sample of
     ``max_users`` (None: all); every model sees the same split. Raises :class:`EmptyHoldoutError` when no user
     has 5 artists (the holdout is empty).
     """
