@@ -3,7 +3,7 @@
 Every format turns one log line into a :class:`Record` (the fields bytes-by-file-type needs) or says why it cannot:
 ``COMMENT`` (``#`` lines, header lines), ``BLANK`` (empty or whitespace-only) or :class:`Malformed` with a reason.
 That per-line parser (``parse_line``) is the definition; ``index_block`` then ``parse_indexed`` is
-a vectorised fast path (numpy over delimiter positions for the tab formats, RE2 via pyarrow for CLF and S3) that
+a fast path (a numba kernel over each line's needed cells for the tab formats, RE2 via pyarrow for CLF and S3) that
 must agree with it and hands every line it is not sure about back to ``parse_line``, so accounting stays exact.
 
 Formats (field references):
@@ -66,10 +66,53 @@ class BlockResult:
     records: table with :data:`RECORD_SCHEMA` for the lines the fast path accepted.
     rejected: 0-based line indices (within the block) the fast path did not accept, for ``parse_line``.
     n_lines: number of lines in the block.
+    dropped: number of valid lines left out of ``records`` because the :class:`Prefilter` says the query cannot
+        match them (they are records that do not match, not rejected lines).
     """
     records: pa.Table
     rejected: np.ndarray
     n_lines: int
+    dropped: int = 0
+
+
+@dataclass(frozen=True)
+class Prefilter:
+    """Lines a query cannot match, which a fast path may drop (counting them in ``BlockResult.dropped``) before any
+    string work; the exact selection (log_scan.select_requests) still runs on every line kept.
+
+    day_low, day_high: the inclusive range of days kept, as ``yyyymmdd`` integers (the order of 'YYYY-MM-DD'
+        strings); a zone conversion moves a day by at most one, so :meth:`for_query` widens the range for ``tz``.
+    extensions: lower-case extensions with their dot (b'.jpg'), or () to keep every URL. A URL is kept when it
+        holds a '%' anywhere (percent-decoding may make an extension) or, cut at its first '?' or '#', ends with
+        one of them (ASCII case-insensitively): a superset of the exact extension rule.
+    The tab formats (numba kernel) apply it; the CLF/S3 regex path ignores it.
+    """
+    day_low: int = 0
+    day_high: int = 99991231
+    extensions: tuple = ()
+
+    @classmethod
+    def for_query(cls, start: dt.date, end: dt.date, extensions, tz_given: bool) -> "Prefilter":
+        """Prefilter for days ``start``..``end`` and ``extensions`` (lower-case names without the dot); with
+        ``tz_given`` one more day each side."""
+        if tz_given:
+            start = start - dt.timedelta(days=1) if start > dt.date.min else start
+            end = end + dt.timedelta(days=1) if end < dt.date.max else end
+        return cls(start.year * 10000 + start.month * 100 + start.day, end.year * 10000 + end.month * 100 + end.day,
+                   tuple(sorted(b"." + e.encode() for e in extensions)))
+
+    @functools.cached_property
+    def extension_table(self) -> tuple:
+        """(uint8 array of shape (k, width), int64 lengths of shape (k,)): the extensions, left-aligned."""
+        width = max((len(e) for e in self.extensions), default=1)
+        table = np.zeros((len(self.extensions), width), np.uint8)
+        for row, ext in enumerate(self.extensions):
+            table[row, :len(ext)] = np.frombuffer(ext, np.uint8)
+        return table, np.array([len(e) for e in self.extensions], np.int64)
+
+
+#: The prefilter that keeps every line.
+KEEP_ALL = Prefilter()
 
 
 @dataclass(frozen=True)
@@ -94,22 +137,18 @@ class ParserState:
 
 @dataclass
 class BlockIndex:
-    """Where the lines of a block of whole lines are, found once per block with numpy (whole-array operations that
-    leave the GIL to the other worker threads).
+    """Where the lines of a block of whole lines are, found once per block (numpy, or a numba kernel for the tab
+    formats: both leave the GIL to the other worker threads).
 
     data: the block as a uint8 array of shape (n_bytes,) (a zero-copy view of the bytes-like block).
     line_ends: int64 array of shape (n_lines,): the position of each line's '\\n', or n_bytes for a last line
         without one.
     headers: [(line index, layout)] for the header lines of a tab-separated format, in order; the layout is None when
         the header lacks a needed column (the lines under it are then malformed).
-    delimiters: tab-separated formats only: (positions, bytes, newline_at): int64 positions and uint8 values of every
-        '\\t', '\\r' and '\\n' of the block in order (with a '\\n' at n_bytes appended when the block does not end
-        with one), and the indices into those arrays of the '\\n's, one per line.
     """
     data: np.ndarray
     line_ends: np.ndarray
     headers: list = field(default_factory=list)
-    delimiters: Optional[tuple] = None
 
     @property
     def n_lines(self) -> int:
@@ -140,8 +179,9 @@ class LogFormat:
     parse_line(line, state) -> Record | Malformed | COMMENT | BLANK: the definition of the format; may update
         ``state`` (a ``#Fields:`` line changes the column layout).
     index_block(block) -> BlockIndex: the lines (and header lines) of a bytes-like block of whole lines.
-    parse_indexed(index, state) -> BlockResult: vectorised fast path over an indexed block starting in ``state``;
-        does not change ``state``. Rejected lines must then go through ``parse_line`` in order, from the same state.
+    parse_indexed(index, state, prefilter=KEEP_ALL) -> BlockResult: fast path over an indexed block starting in
+        ``state``; does not change ``state``. Rejected lines must then go through ``parse_line`` in order, from the
+        same state. A fast path may drop lines ``prefilter`` rules out (``BlockResult.dropped``).
     Indexing needs no state, so blocks can be indexed in parallel and each block's starting state chained from the
     previous block's index (``BlockIndex.state_after``).
     """
@@ -150,7 +190,7 @@ class LogFormat:
     looks_like: Callable[[bytes], bool]
     parse_line: Callable[[bytes, ParserState], LineResult]
     index_block: Callable[[bytes], BlockIndex]
-    parse_indexed: Callable[[BlockIndex, ParserState], BlockResult]
+    parse_indexed: Callable[..., BlockResult]
     initial_state: Callable[[], ParserState] = field(default=ParserState)
 
 
@@ -306,150 +346,28 @@ def _make_tab_parse_line(read_header: Callable, offset: bytes = b"+0000") -> Cal
     return parse_line
 
 
-_TAB, _LF, _CR, _DASH = 9, 10, 13, ord("-")
-#: 10**17 .. 10**0: the place values of a size right-aligned in 18 columns.
-_PLACE_VALUES = 10 ** np.arange(17, -1, -1, dtype=np.int64)
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
+def _tab_kernel():
+    """The numba kernels (module ``tab_kernel``), imported on first use: numba takes ~0.35 s to import, which the
+    CLF/S3 formats and the command line's checks do not need to pay."""
+    import tab_kernel
+    return tab_kernel
 
 
 def _make_tab_index_block(is_header_start: np.ndarray, read_header: Callable) -> Callable[[bytes], BlockIndex]:
-    """index_block for a tab-separated format: newlines, field delimiters and header lines.
+    """index_block for a tab-separated format: line ends and header lines.
 
     is_header_start: bool array of shape (256,), True for the bytes a header line can start with ('#' for CloudFront,
     letters for tsv); only those lines are passed to ``read_header``.
     """
     def index_block(block) -> BlockIndex:
         data = np.frombuffer(block, np.uint8)
-        # One pass over the block for all three delimiters; other control bytes (< 14) are dropped after.
-        positions = np.flatnonzero(data < 14)
-        chars = data[positions]
-        wanted = (chars == _TAB) | (chars == _LF) | (chars == _CR)
-        if not wanted.all():
-            positions, chars = positions[wanted], chars[wanted]
-        if len(data) and data[-1] != _LF:   # a last line without '\n' ends at the end of the block
-            positions, chars = np.append(positions, len(data)), np.append(chars, np.uint8(_LF))
-        newline_at = np.flatnonzero(chars == _LF)
-        index = BlockIndex(data, positions[newline_at], delimiters=(positions, chars, newline_at))
+        index = BlockIndex(data, _tab_kernel().find_line_ends(data))
         for i in np.flatnonzero(is_header_start[data[index.line_offsets[:-1]]]).tolist():
             header = read_header(_strip_eol(index.line(i)))
             if header is not _NO_HEADER:
                 index.headers.append((i, header))
         return index
     return index_block
-
-
-def _gather_cells(data: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
-    """uint8 array of shape (len(start), width): the ``width`` bytes from each start, one copy per row (a strided view
-    whose items are ``width``-byte windows). Windows are clipped to end inside ``data``: a row whose cell is shorter
-    than ``width`` may then hold other bytes, so callers check cell lengths."""
-    if len(data) < width:
-        data = np.concatenate([data, np.zeros(width - len(data), np.uint8)])
-    windows = np.ndarray((len(data) - width + 1,), f"V{width}", data, strides=(1,))
-    return windows[np.minimum(start, len(data) - width)].view(np.uint8).reshape(len(start), width)
-
-
-def _matches_digit_shape(words: np.ndarray, shape: bytes) -> np.ndarray:
-    """True where the little-endian words (uint64 for 8 bytes, uint16 for 2) hold ``shape`` byte by byte: an ASCII
-    digit where ``shape`` has '0', exactly ``shape``'s byte elsewhere.
-
-    SWAR ("SIMD within a register") test, a few whole-array operations on n words instead of n x 8 bytes: a byte b is
-    a digit iff b & 0xF0 == 0x30 and (b + 6) & 0xF0 == 0x30; adding 6 carries into the next byte only from bytes
-    >= 0xFA, which fail the first test anyway.
-    """
-    mask = expected = add = 0
-    for k, byte in enumerate(shape):
-        digit = byte == ord("0")
-        mask |= (0xF0 if digit else 0xFF) << 8 * k
-        expected |= (0x30 if digit else byte) << 8 * k
-        add |= (0x06 if digit else 0) << 8 * k
-    mask, expected, add = (words.dtype.type(v) for v in (mask, expected, add))
-    return ((words & mask) == expected) & (((words + add) & mask) == expected)
-
-
-def _byte(words: np.ndarray, k: int, zero: int = ord("0")) -> np.ndarray:
-    """Byte ``k`` of each little-endian word, minus ``zero``, as int32 (a digit's value for digit bytes)."""
-    return ((words >> words.dtype.type(8 * k)) & words.dtype.type(0xFF)).astype(np.int32) - zero
-
-
-#: A 10-byte 'YYYY-MM-DD' cell seen as an 8-byte word 'YYYY-MM-' and a 2-byte word 'DD'.
-_DAY_WORDS = np.dtype([("head", "<u8"), ("tail", "<u2")])
-
-
-def _day_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
-    """(uint8 array of shape (n, 10), valid bool array): cells that are real 'YYYY-MM-DD' dates, by the rule of
-    ``_valid_day`` (years 1-9999, Gregorian leap years), checked with whole-array arithmetic."""
-    cells = _gather_cells(data, start, 10)
-    words = cells.view(_DAY_WORDS).reshape(-1)
-    head, tail = words["head"], words["tail"]
-    valid = (end - start == 10) & _matches_digit_shape(head, b"0000-00-") & _matches_digit_shape(tail, b"00")
-    year = _byte(head, 0) * 1000 + _byte(head, 1) * 100 + _byte(head, 2) * 10 + _byte(head, 3)
-    month, day = _byte(head, 5) * 10 + _byte(head, 6), _byte(tail, 0) * 10 + _byte(tail, 1)
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    valid &= (year >= 1) & (month >= 1) & (month <= 12)
-    days_in_month = _DAYS_IN_MONTH[np.where(valid, month, 0)] + ((month == 2) & leap)
-    return cells, valid & (day >= 1) & (day <= days_in_month)
-
-
-def _time_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
-    """(uint8 array of shape (n, 8), valid bool array): cells that are 'HH:MM:SS' times (the _valid_time rule)."""
-    cells = _gather_cells(data, start, 8)
-    words = cells.view("<u8").reshape(-1)
-    valid = (end - start == 8) & _matches_digit_shape(words, b"00:00:00")
-    hour = _byte(words, 0) * 10 + _byte(words, 1)
-    return cells, valid & (hour < 24) & (_byte(words, 3) < 6) & (_byte(words, 6) < 6)
-
-
-_U64 = np.uint64
-
-
-def _size_cells(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
-    """(int64 sizes, missing bool array, valid bool array) of size cells: 1-18 digits, or '-' (0, missing).
-
-    Cells of 1-8 bytes (every size below 100 MB) are read as one little-endian word each, right-aligned, and converted
-    with SWAR arithmetic (pad with '0's, check the digits, then combine digit pairs, pairs of pairs, ...); longer
-    cells, and cells ending in the first 8 bytes of the block, digit by digit (``_size_cells_by_digits``).
-    """
-    length = end - start
-    by_word = (length >= 1) & (length <= 8) & (end >= 8)
-    if not by_word.all():
-        sizes, missing, valid = (np.zeros(len(start), t) for t in (np.int64, bool, bool))
-        for rows, function in ((np.flatnonzero(by_word), _size_cells_by_words),
-                               (np.flatnonzero(~by_word), _size_cells_by_digits)):
-            if len(rows):
-                sizes[rows], missing[rows], valid[rows] = function(data, start[rows], end[rows])
-        return sizes, missing, valid
-    return _size_cells_by_words(data, start, end)
-
-
-def _size_cells_by_words(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
-    """_size_cells for cells of 1-8 bytes that end at byte 8 or later."""
-    length = (end - start).astype(np.uint64)
-    words = np.ndarray((len(data) - 7,), "<u8", data, strides=(1,))[end - 8]   # the cell is the top bytes
-    before = (_U64(1) << (_U64(8) * (_U64(8) - length))) - _U64(1)   # the bytes before the cell...
-    zeros = _U64(0x3030303030303030)
-    padded = (words & ~before) | (zeros & before)                      # ...become '0's
-    numeric = _matches_digit_shape(padded, b"00000000")
-    missing = (length == 1) & ((words >> _U64(56)) == ord("-"))
-    v = padded - zeros   # digit values, most significant in the lowest byte
-    v = (v * _U64(10) + (v >> _U64(8))) & _U64(0x00FF00FF00FF00FF)
-    v = (v * _U64(100) + (v >> _U64(16))) & _U64(0x0000FFFF0000FFFF)
-    v = (v * _U64(10000) + (v >> _U64(32))) & _U64(0xFFFFFFFF)
-    return np.where(numeric, v.astype(np.int64), 0), missing, numeric | missing
-
-
-def _size_cells_by_digits(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple:
-    """_size_cells for any cells, one digit column at a time."""
-    length = end - start
-    width = int(min(max(length.max(initial=1), 1), 18))
-    cells = _gather_cells(data, np.maximum(end - width, 0), width)   # right-aligned in ``width`` columns...
-    for row in np.flatnonzero(end < width).tolist():   # ...except cells ending within ``width`` bytes of the start
-        cells[row] = 0
-        cells[row, width - end[row]:] = data[:end[row]]
-    inside = np.arange(width) >= (width - length)[:, None]
-    numeric = (length >= 1) & (length <= 18) & (((cells >= ord("0")) & (cells <= ord("9"))) | ~inside).all(axis=1)
-    missing = (length == 1) & (cells[:, -1] == _DASH)
-    digits = np.where(inside & numeric[:, None], cells - np.uint8(ord("0")), np.uint8(0)).astype(np.int64)
-    return digits @ _PLACE_VALUES[18 - width:], missing, numeric | missing
 
 
 def _fixed_width_strings(cells: np.ndarray) -> pa.Array:
@@ -459,80 +377,45 @@ def _fixed_width_strings(cells: np.ndarray) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(cells)))
 
 
-def _cells_as_binary(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Array:
-    """Binary array of the cells data[start:end] (in increasing, non-overlapping order), copied by pyarrow's take
-    from a zero-copy array whose values alternate cell, gap, cell, gap."""
-    bounds = np.empty(2 * len(start) + 1, np.int32)
-    bounds[0:-1:2], bounds[1::2], bounds[-1] = start, end, end[-1] if len(end) else 0
-    pieces = pa.BinaryArray.from_buffers(pa.binary(), 2 * len(start), [None, pa.py_buffer(bounds), pa.py_buffer(data)])
-    return pieces.take(pa.array(np.arange(0, 2 * len(start), 2)))
-
-
 def _tab_fast_path(index: BlockIndex, first_line: int, end_line: int, layout: Optional[TabLayout],
-                   offset: str) -> tuple:
-    r"""(records table, rejected line indices) for the lines first_line..end_line-1 of a header-free run.
-
-    Works on the delimiter positions of the index instead of running a regex over every line: a line is taken when
-    its first ``layout.needed`` fields are delimited by tabs, the last of them ending at a tab, the line end, or a
-    '\r' right before the line end (what the old RE2 pattern ``^cell\tcell...(?:\t|\r?\n?$)`` accepted, cells free of
-    tab, CR and LF), and its date, time and size cells are valid. Everything else goes back as rejected.
-    """
+                   offset: str, prefilter: Prefilter) -> tuple:
+    """(records table, rejected line indices, number of lines dropped by ``prefilter``) for the lines
+    first_line..end_line-1 of a header-free run, read by the numba kernel ``tab_kernel.parse_tab_lines`` (its
+    docstring has the acceptance rule). Rejected lines are for ``parse_line``."""
     lines = np.arange(first_line, end_line)
     if layout is None or len(lines) == 0 or len({layout.day, layout.time, layout.size, layout.target}) < 4:
-        return RECORD_SCHEMA.empty_table(), lines
-    data, (positions, chars, newline_at) = index.data, index.delimiters
-    # index into positions of each line's first delimiter
-    first = np.empty(len(lines), np.int64)
-    first[0] = newline_at[first_line - 1] + 1 if first_line else 0
-    first[1:] = newline_at[first_line:end_line - 1] + 1
-    last = len(positions) - 1
-    ok = np.ones(len(lines), bool)
-    for j in range(layout.needed - 1):   # a line with too few fields meets its own '\n' (never a tab) first
-        ok &= chars[np.minimum(first + j, last)] == _TAB
-    closing = np.minimum(first + layout.needed - 1, last)
-    after = chars[closing]
-    ok &= (after == _TAB) | (after == _LF) | ((after == _CR) & (positions[closing] + 1 == index.line_ends[lines]))
-    rows = np.flatnonzero(ok)
-    if len(rows) == 0:
-        return RECORD_SCHEMA.empty_table(), lines
-    first = first[rows]
-
-    def cell(j: int) -> tuple:
-        start = index.line_offsets[lines[rows]] if j == 0 else positions[first + j - 1] + 1
-        return start, positions[first + j]
-
-    day_cells, valid = _day_cells(data, *cell(layout.day))
-    time_cells, time_ok = _time_cells(data, *cell(layout.time))
-    sizes, missing, size_ok = _size_cells(data, *cell(layout.size))
-    valid &= time_ok & size_ok
-    target_start, target_end = cell(layout.target)
-    if not valid.all():
-        day_cells, time_cells, sizes, missing = day_cells[valid], time_cells[valid], sizes[valid], missing[valid]
-        target_start, target_end = target_start[valid], target_end[valid]
-        ok[:] = False
-        ok[rows[valid]] = True
+        return RECORD_SCHEMA.empty_table(), lines, 0
+    kernel = _tab_kernel()
+    ext_table, ext_lengths = prefilter.extension_table
+    verdicts, days, times, sizes, missing, target_starts, target_ends = kernel.parse_tab_lines(
+        index.data, index.line_offsets[first_line:end_line], index.line_ends[first_line:end_line], layout.day,
+        layout.time, layout.size, layout.target, layout.needed, prefilter.day_low, prefilter.day_high, ext_table,
+        ext_lengths, kernel.DAYS_IN_MONTH)
+    target_offsets, target_values = kernel.gather_cells(index.data, target_starts, target_ends)
     n = len(sizes)
     zone = np.frombuffer(offset.encode(), np.uint8)
     table = pa.Table.from_arrays(
-        [_fixed_width_strings(day_cells), _fixed_width_strings(time_cells),
+        [_fixed_width_strings(days), _fixed_width_strings(times),
          _fixed_width_strings(np.broadcast_to(zone, (n, len(zone)))), pa.array(sizes), pa.array(missing),
-         _cells_as_binary(data, target_start, target_end)], schema=RECORD_SCHEMA)
-    return table, lines[~ok]
+         pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(target_offsets),
+                                                      pa.py_buffer(target_values)])], schema=RECORD_SCHEMA)
+    return table, lines[verdicts == kernel.REJECTED], int(np.count_nonzero(verdicts == kernel.DROPPED))
 
 
-def _make_tab_parse_indexed(offset: str = "+0000") -> Callable[[BlockIndex, ParserState], BlockResult]:
+def _make_tab_parse_indexed(offset: str = "+0000") -> Callable[..., BlockResult]:
     """parse_indexed for a tab-separated format: the fast path over each run of lines between header lines, with the
     layout in force there; header lines themselves are left to parse_line."""
-    def parse_indexed(index: BlockIndex, state: ParserState) -> BlockResult:
-        tables, rejected, layout, start = [], [], state.layout, 0
+    def parse_indexed(index: BlockIndex, state: ParserState, prefilter: Prefilter = KEEP_ALL) -> BlockResult:
+        tables, rejected, dropped, layout, start = [], [], 0, state.layout, 0
         for header_line, header_layout in index.headers + [(index.n_lines, None)]:
-            table, bad = _tab_fast_path(index, start, header_line, layout, offset)
+            table, bad, n_dropped = _tab_fast_path(index, start, header_line, layout, offset, prefilter)
             tables.append(table)
             rejected.append(bad)
+            dropped += n_dropped
             if header_line < index.n_lines:
                 rejected.append(np.array([header_line]))
             layout, start = header_layout, header_line + 1
-        return BlockResult(pa.concat_tables(tables), np.concatenate(rejected), index.n_lines)
+        return BlockResult(pa.concat_tables(tables), np.concatenate(rejected), index.n_lines, dropped)
     return parse_indexed
 
 
@@ -645,11 +528,11 @@ def _bracket_columns(extracted: pa.StructArray, first: int):
     return day, time, offset, pc.is_valid(month)
 
 
-def _make_regex_parse_indexed(pattern: str, s3: bool) -> Callable[[BlockIndex, ParserState], BlockResult]:
+def _make_regex_parse_indexed(pattern: str, s3: bool) -> Callable[..., BlockResult]:
     named = _name_groups(pattern, _S3_GROUPS if s3 else _CLF_GROUPS)   # pyarrow's extract_regex needs names
 
-    def parse_indexed(index: BlockIndex, state: ParserState) -> BlockResult:
-        lines = _line_array(index)
+    def parse_indexed(index: BlockIndex, state: ParserState, prefilter: Prefilter = KEEP_ALL) -> BlockResult:
+        lines = _line_array(index)   # no prefilter here: RE2 over the whole line is most of the cost anyway
         extracted = pc.extract_regex(lines, named)
         day, time, offset, month_ok = _bracket_columns(extracted, 0)
         request = pc.fill_null(extracted.field("request"), b"")

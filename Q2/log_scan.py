@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import gzip
 import io
 import re
@@ -408,8 +409,16 @@ def parse_block_fully(block, fmt: log_formats.LogFormat, state: log_formats.Pars
     Returns (records table with RECORD_SCHEMA, n_lines, verdicts) where verdicts is a list of
     (0-based line index, COMMENT | BLANK | Malformed, line bytes without '\\n') for the lines that are not records.
     """
+    records, n_lines, verdicts, _dropped = _parse_block(block, fmt, state, index, log_formats.KEEP_ALL)
+    return records, n_lines, verdicts
+
+
+def _parse_block(block, fmt: log_formats.LogFormat, state: log_formats.ParserState,
+                 index: Optional[log_formats.BlockIndex], prefilter: log_formats.Prefilter) -> tuple:
+    """parse_block_fully, with the records ``prefilter`` rules out left out and counted: (records, n_lines,
+    verdicts, number dropped)."""
     index = fmt.index_block(block) if index is None else index
-    fast = fmt.parse_indexed(index, state)
+    fast = fmt.parse_indexed(index, state, prefilter)
     verdicts, slow_records = [], []
     if len(fast.rejected):
         line_state = log_formats.ParserState(state.layout)
@@ -425,7 +434,14 @@ def parse_block_fully(block, fmt: log_formats.LogFormat, state: log_formats.Pars
         slow = pa.Table.from_arrays([pa.array(list(col), type=f.type) for col, f in
                                      zip(zip(*slow_records), RECORD_SCHEMA)], schema=RECORD_SCHEMA)
         records = pa.concat_tables([records, slow])
-    return records, fast.n_lines, verdicts
+    return records, fast.n_lines, verdicts, fast.dropped
+
+
+@functools.lru_cache(maxsize=16)
+def prefilter_for(query: BytesQuery) -> log_formats.Prefilter:
+    """The fast paths' prefilter for ``query``: its days (one more each side when ``tz`` converts days) and its
+    wanted extensions; select_requests then decides exactly."""
+    return log_formats.Prefilter.for_query(query.start, query.end, query.wanted_extensions(), query.tz is not None)
 
 
 def _scan_block(block, fmt, state_before: Future, state_after: Future, query: BytesQuery,
@@ -439,11 +455,11 @@ def _scan_block(block, fmt, state_before: Future, state_after: Future, query: By
     except BaseException as error:   # the next block's job waits on this: never leave it waiting
         state_after.set_exception(error)
         raise
-    records, n_lines, verdicts = parse_block_fully(block, fmt, state, index)
+    records, n_lines, verdicts, dropped = _parse_block(block, fmt, state, index, prefilter_for(query))
     del index   # nothing of the block's buffer outlives the job: the reader reuses it
     selected = select_requests(records, query)
     accounting = FileAccounting("", fmt.name, lines_read=n_lines, lines_used=selected.num_rows,
-                                lines_not_matching=records.num_rows - selected.num_rows)
+                                lines_not_matching=dropped + records.num_rows - selected.num_rows)
     for line_index, verdict, line in verdicts:
         if verdict == COMMENT:
             accounting.comment_lines += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import gc
 import glob
 import importlib.abc
 import json
@@ -204,28 +205,43 @@ def main(argv=None) -> int:
     return 1 if args.strict and summary.malformed_lines else 0
 
 
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """Import hook making ``import pandas`` fail with ImportError in this process."""
+class _SkipImports(importlib.abc.MetaPathFinder):
+    """Import hook making ``import NAME`` (and its submodules) fail with ImportError in this process, for the
+    top-level package names given."""
+
+    def __init__(self, names):
+        self.names = tuple(names)
 
     def find_spec(self, name, path=None, target=None):
-        if name == "pandas" or name.startswith("pandas."):
+        if name.split(".")[0] in self.names:
             raise ModuleNotFoundError(f"{name} is not used by this command", name=name)
         return None
 
 
-def _skip_pandas_import() -> None:
-    """For the command line only: pyarrow imports pandas, when installed, the first time it converts any Python
-    value (pa.array, pa.scalar, the scalar arguments of pyarrow.compute) just to ask whether the value is a pandas
-    object: 0.5-0.8 s of CPU per run for a library this tool never uses. pyarrow treats an ImportError as "pandas
-    not installed". Not done when imported as a module: other code in the process may want pandas."""
-    if "pandas" not in sys.modules:
-        sys.meta_path.insert(0, _NoPandas())
+#: Libraries other code imports only to ask whether they are there: pyarrow imports pandas, when installed, the first
+#: time it converts any Python value (pa.array, pa.scalar, the scalar arguments of pyarrow.compute) just to ask
+#: whether the value is a pandas object (0.5-0.8 s of CPU per run); numba imports scipy.linalg (0.3 s) on the first
+#: use of a kernel just to know whether np.dot can use BLAS, which the scan kernels never call. Both treat an
+#: ImportError as "not installed".
+UNUSED_IMPORTS = ("pandas", "scipy")
+
+
+def _skip_unused_imports() -> None:
+    """For the command line only: make the :data:`UNUSED_IMPORTS` fail (those not imported yet). Not done when
+    imported as a module: other code in the process may want them."""
+    names = [name for name in UNUSED_IMPORTS if name not in sys.modules]
+    if names:
+        sys.meta_path.insert(0, _SkipImports(names))
 
 
 if __name__ == "__main__":
-    _skip_pandas_import()
+    _skip_unused_imports()
     try:
-        sys.exit(main())
+        code = main()
+        # The final garbage collection of interpreter shutdown walks every object numba's and pyarrow's modules
+        # made (0.3-0.4 s with numba loaded); nothing here needs it, so the objects are left out of it.
+        gc.freeze()
+        sys.exit(code)
     except BrokenPipeError:   # output piped into head & co.: stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
