@@ -139,6 +139,22 @@ def _may_match(data, start, end, ext_table, ext_lengths):
     return False
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _cell_end(data, pos, end, sentinel):
+    """The position of the first tab or CR in data[pos:end], or ``end``. With ``sentinel`` (data[end] is the line's
+    '\\n') one comparison per byte finds the next control byte without a bounds check."""
+    if sentinel:
+        while True:
+            while data[pos] > 13:
+                pos += 1
+            if pos >= end or data[pos] == 9 or data[pos] == 13:
+                return min(pos, end)
+            pos += 1   # another control byte inside the cell (NUL, VT, ...)
+    while pos < end and data[pos] != 9 and data[pos] != 13:
+        pos += 1
+    return pos
+
+
 @numba.njit(nogil=True, cache=True)
 def parse_tab_lines(data, starts, ends, day_col, time_col, size_col, target_col, needed, day_low, day_high,
                     ext_table, ext_lengths, days_in_month):
@@ -173,10 +189,10 @@ def parse_tab_lines(data, starts, ends, day_col, time_col, size_col, target_col,
             continue
         day_start = day_end = time_start = time_end = size_start = size_end = t_start = t_end = 0
         ok = True
+        sentinel = end < len(data)   # the line's '\n' stops _cell_end's fast loop
         for col in range(needed):
             cell = pos
-            while pos < end and data[pos] != 9 and data[pos] != 13:
-                pos += 1
+            pos = _cell_end(data, pos, end, sentinel)
             if pos < end and data[pos] == 13 and not (col == needed - 1 and pos + 1 == end):
                 ok = False   # a CR inside a needed cell
                 break
