@@ -19,24 +19,32 @@ from log_scan import BytesQuery
 CELL_BYTES = b"\t\t\t\r#%?.-:0123456789jpgJPG/x \x0b\x00\xa4"
 COLUMNS = ("date", "time", "x", "sc-bytes", "y", "cs-uri-stem")
 LAYOUT = log_formats.layout_from_names(COLUMNS, log_formats.CLOUDFRONT_COLUMNS)
+#: The URL first, so that a line starting with '#' can have valid cells (it is a comment all the same).
+URL_FIRST = ("cs-uri-stem", "date", "time", "sc-bytes")
+ROLES = {"date": "day", "time": "time", "sc-bytes": "size", "cs-uri-stem": "target"}
 
 
-def good_cells(draw):
-    day = draw(st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31))).isoformat()
-    time = draw(st.times()).strftime("%H:%M:%S")
-    size = draw(st.sampled_from(["-", "0", "007", "9" * 18, str(draw(st.integers(0, 10 ** 9)))]))
+def good_cells(draw) -> dict:
+    """Cells by role: valid, or just outside the accepted values."""
+    day = draw(st.one_of(st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)).map(dt.date.isoformat),
+                         st.sampled_from(["2017-02-29", "1900-02-29", "2017-13-01", "2017-00-01", "0000-01-01",
+                                          "2017-04-31", "2017-08-00"])))
+    time = draw(st.one_of(st.times().map(lambda t: t.strftime("%H:%M:%S")),
+                          st.sampled_from(["24:00:00", "23:60:00", "23:59:60"])))
+    size = draw(st.sampled_from(["-", "0", "007", "9" * 18, "1" * 19, "--", "", str(draw(st.integers(0, 10 ** 9)))]))
     target = draw(st.sampled_from(["/a.jpg", "/b.JPEG?x=1", "/c.png#f", "/%2Ejpg", "http://h/d.jpg", "/e.jpg.gz",
-                                   "", "/f.gif"]))
-    return [day.encode(), time.encode(), b"x", size.encode(), b"y", target.encode()]
+                                   "", "/f.gif", "#g.jpg"]))
+    return {"day": day.encode(), "time": time.encode(), "size": size.encode(), "target": target.encode()}
 
 
 @st.composite
-def kernel_lines(draw):
-    """One line (without '\\n'): valid cells with random edits, or random bytes."""
+def kernel_lines(draw, columns=COLUMNS):
+    """One line (without '\\n') for ``columns``: cells with random edits, or random bytes."""
     if draw(st.integers(0, 3)) == 0:
         return draw(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")))
     cells = good_cells(draw)
-    line = bytearray(b"\t".join(cells) + draw(st.sampled_from([b"", b"\textra", b"\r", b"\r\r", b"\t\r"])))
+    line = bytearray(b"\t".join(cells[ROLES[c]] if c in ROLES else c.encode() for c in columns)
+                     + draw(st.sampled_from([b"", b"\textra", b"\r", b"\r\r", b"\t\r"])))
     for _ in range(draw(st.integers(0, 2))):   # random edits: insert, replace or delete a byte
         at = draw(st.integers(0, len(line)))
         what = draw(st.integers(0, 2))
@@ -49,29 +57,38 @@ def kernel_lines(draw):
     return bytes(line)
 
 
-def run_kernel(lines, prefilter=log_formats.KEEP_ALL, final_newline=True):
+def run_kernel(lines, prefilter=log_formats.KEEP_ALL, final_newline=True, layout=LAYOUT):
     """parse_tab_lines over the lines joined by '\\n' (a writable buffer, as the block reader gives)."""
     block = bytearray(b"\n".join(lines) + (b"\n" if final_newline else b""))
     data = np.frombuffer(block, np.uint8)
     ends = tab_kernel.find_line_ends(data)
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
     ext_table, ext_lengths = prefilter.extension_table
-    return tab_kernel.parse_tab_lines(data, starts, ends, LAYOUT.day, LAYOUT.time, LAYOUT.size, LAYOUT.target,
-                                      LAYOUT.needed, prefilter.day_low, prefilter.day_high, ext_table, ext_lengths,
+    return tab_kernel.parse_tab_lines(data, starts, ends, layout.day, layout.time, layout.size, layout.target,
+                                      layout.needed, prefilter.day_low, prefilter.day_high, ext_table, ext_lengths,
                                       tab_kernel.DAYS_IN_MONTH)
 
 
-@settings(max_examples=300, deadline=None)
-@given(lines=st.lists(kernel_lines(), min_size=1, max_size=12), final_newline=st.booleans())
-def test_kernel_verdicts_and_values_agree_with_the_per_line_parser(lines, final_newline):
+@st.composite
+def lines_and_layout(draw):
+    columns = draw(st.sampled_from([COLUMNS, URL_FIRST]))
+    return draw(st.lists(kernel_lines(columns), min_size=1, max_size=12)), \
+        log_formats.layout_from_names(columns, log_formats.CLOUDFRONT_COLUMNS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=lines_and_layout(), final_newline=st.booleans())
+def test_kernel_verdicts_and_values_agree_with_the_per_line_parser(case, final_newline):
+    lines, layout = case
     final_newline = final_newline or lines[-1] == b""   # an empty last line exists only before a '\n'
-    verdicts, days, times, sizes, missing, target_starts, target_ends = run_kernel(lines, final_newline=final_newline)
+    verdicts, days, times, sizes, missing, target_starts, target_ends = run_kernel(lines, final_newline=final_newline,
+                                                                                   layout=layout)
     assert len(verdicts) == len(lines)
     assert set(verdicts.tolist()) <= {tab_kernel.KEPT, tab_kernel.REJECTED}   # no prefilter: nothing dropped
     block = b"\n".join(lines) + (b"\n" if final_newline else b"")
     kept = 0
     for line, verdict in zip(lines, verdicts.tolist()):
-        expected = log_formats.FORMATS["cloudfront"].parse_line(line, log_formats.ParserState(LAYOUT))
+        expected = log_formats.FORMATS["cloudfront"].parse_line(line, log_formats.ParserState(layout))
         if verdict == tab_kernel.KEPT:
             assert isinstance(expected, Record), (line, expected)
             got = Record(days[kept].tobytes().decode(), times[kept].tobytes().decode(), "+0000", int(sizes[kept]),
@@ -149,3 +166,10 @@ def test_prefilter_accounting_on_a_hand_made_block(tmp_path):
     assert (accounting.lines_read, accounting.lines_used, accounting.lines_not_matching, accounting.malformed_lines,
             accounting.comment_lines) == (9, 2, 5, 1, 1)
     assert summary.total_bytes == 120
+
+
+def test_kernel_leaves_a_line_starting_with_hash_to_the_parser_even_with_valid_cells():
+    layout = log_formats.layout_from_names(URL_FIRST, log_formats.CLOUDFRONT_COLUMNS)
+    line = b"#g.jpg\t2017-08-24\t10:00:00\t5"
+    assert log_formats.FORMATS["cloudfront"].parse_line(line, log_formats.ParserState(layout)) == log_formats.COMMENT
+    assert run_kernel([line, line[1:]], layout=layout)[0].tolist() == [tab_kernel.REJECTED, tab_kernel.KEPT]
