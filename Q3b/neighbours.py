@@ -277,11 +277,17 @@ def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_colu
                 if col < first_plays_column or x == 0:  # a 0 would leave ``partial`` at 0: touched twice
                     continue
                 a = col - first_plays_column
-                n_touched = _scatter_add(partial, touched, n_touched, post_rows, post_values, post_ptr[a],
-                                         post_ptr[a + 1], x)
-                if col >= head_end:
-                    for r in range(post_ptr[a], post_ptr[a + 1]):
-                        tail[post_rows[r]] += x * post_values[r]
+                if col < head_end:
+                    n_touched = _scatter_add(partial, touched, n_touched, post_rows, post_values, post_ptr[a],
+                                             post_ptr[a + 1], x)
+                    continue
+                for r in range(post_ptr[a], post_ptr[a + 1]):  # _scatter_add, summing into ``tail`` as well
+                    c = post_rows[r]
+                    touched[n_touched] = c
+                    n_touched += partial[c] == 0
+                    contribution = x * post_values[r]
+                    partial[c] += contribution
+                    tail[c] += contribution
             n_cand = 0
             for s in range(n_touched):
                 c = touched[s]
@@ -571,25 +577,23 @@ def score_artists(neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, pl
     return result_artist, result_score
 
 
-def popular_artists(data: UserArtistData, n: int = FALLBACK_SIZE):
+def popular_artists(data: UserArtistData, n: int = FALLBACK_SIZE, countries=None):
     """Most popular artists by listener count (users who played the artist): global and per country.
 
-    ``n``: chart length (callers filling top-n lists pass at least their n). Returns ``(global_artist,
-    global_listeners, country_artist, country_listeners)``: (n,) arrays and
-    (n_countries, n) arrays, -1 padded. Listeners rather than summed plays so a few heavy users cannot dominate.
+    ``n``: chart length (callers filling top-n lists pass at least their n). ``countries``: the country codes whose
+    charts are needed (default all; the others are left empty). Returns ``(global_artist, global_listeners,
+    country_artist, country_listeners)``: (n,) arrays and (n_countries, n) arrays, best first (ties: lower artist
+    column), -1 / 0 padded. Listeners rather than summed plays so a few heavy users cannot dominate.
     """
     listened = (data.plays > 0).astype(np.float32)
-    totals = np.asarray(listened.sum(0)).ravel()
-    order = np.lexsort((np.arange(len(totals)), -totals))[:n]
-    order = order[totals[order] > 0]
-    global_artist = np.full(n, -1, np.int32)
-    global_score = np.zeros(n, np.float32)
-    global_artist[:len(order)], global_score[:len(order)] = order, totals[order]
+    global_artist, global_score = top_n_per_row(sp.csr_matrix(listened.sum(0)), n)
     known = data.country >= 0
+    if countries is not None:
+        known &= np.isin(data.country, countries)
     membership = sp.csr_matrix((np.ones(known.sum(), np.float32), (data.country[known], np.flatnonzero(known))),
                                shape=(len(data.countries), len(data.users)))
     country_artist, country_score = top_n_per_row(membership @ listened, n)
-    return global_artist, global_score, country_artist, country_score
+    return global_artist[0], global_score[0], country_artist, country_score
 
 
 def _fill_from_popular(recs: Recommendations, data: UserArtistData, popular) -> None:
@@ -647,7 +651,10 @@ def recommend_users(data: UserArtistData, n: int = 20, *, users=None, profile_we
         recs.artist[warm], recs.score[warm] = score_artists(idx, sim, plays_l1, data.plays[users[warm]], n)
         timings["votes + top n"] = time.perf_counter() - start
     start = time.perf_counter()
-    _fill_from_popular(recs, data, popular_artists(data, max(n, FALLBACK_SIZE)))
+    short = (recs.artist < 0).any(1)  # usually only cold-start users and the few whose neighbours ran dry
+    if short.any():
+        _fill_from_popular(recs, data, popular_artists(data, max(n, FALLBACK_SIZE),
+                                                       countries=np.unique(data.country[recs.users[short]])))
     timings["popular + fill"] = time.perf_counter() - start
     return recs
 

@@ -97,6 +97,23 @@ def test_cold_start_users_get_their_country_chart(small_data):
         assert counts[recs.artist[row, 0]] == counts.max()
 
 
+def test_popular_artists_match_counting_listeners(small_data):
+    listened = (small_data.plays > 0).toarray()
+    wanted = np.unique(small_data.country[small_data.country >= 0])[:3]
+    global_artist, global_score, country_artist, country_score = nb.popular_artists(small_data, 15, countries=wanted)
+    expected = sorted(zip(-listened.sum(0), range(listened.shape[1])))[:15]
+    assert global_artist.tolist() == [a for _, a in expected]
+    assert global_score.tolist() == [-v for v, _ in expected]
+    for c in range(len(small_data.countries)):
+        if c not in wanted:  # only the charts asked for are computed
+            assert (country_artist[c] == -1).all()
+            continue
+        counts = listened[small_data.country == c].sum(0)
+        chart = [a for v, a in sorted(zip(-counts, range(len(counts)))) if v < 0][:15]
+        assert country_artist[c, :len(chart)].tolist() == chart
+        assert country_score[c, :len(chart)].tolist() == counts[chart].tolist()
+
+
 def test_build_batch_contract(small_lastfm):
     _, plays, profiles = small_lastfm
     recommendations, fallbacks = nb.build_batch(plays, profiles, n=5)
