@@ -242,6 +242,37 @@ def _truncated_postings(indptr, indices, data, cap):
     return out_ptr, rows, values
 
 
+@numba.njit(inline="always")
+def _best_candidates(partial, touched, n_touched, q, cand_v, cand_i, kept, sample_v, sample_i):
+    """Heap ``cand_v``/``cand_i`` of the len(cand_v) touched rows other than ``q`` with the largest ``partial``
+    (ties: lower row); returns its size. Offering every touched row costs a mispredicted sift-down for about a
+    quarter of them, so a threshold comes first: the len(sample_v)-th largest of every 8th row's value, which about
+    2 x len(cand_v) rows reach; only those are offered (all rows again in the rare case fewer than needed reach
+    it). ``kept`` is scratch of len(partial)."""
+    cap = len(cand_v)
+    threshold = -np.inf
+    if n_touched > 4 * cap:
+        size = 0
+        for s in range(0, n_touched, 8):
+            size = _heap_offer(sample_v, sample_i, size, len(sample_v), partial[touched[s]], s)
+        threshold = sample_v[0]
+    n_kept = 0
+    for s in range(n_touched):  # branch-free
+        c = touched[s]
+        kept[n_kept] = c
+        n_kept += (partial[c] >= threshold) & (c != q)
+    if n_kept < cap and threshold > -np.inf:
+        n_kept = 0
+        for s in range(n_touched):
+            c = touched[s]
+            kept[n_kept] = c
+            n_kept += c != q
+    n_cand = 0
+    for s in range(n_kept):
+        n_cand = _heap_offer(cand_v, cand_i, n_cand, cap, partial[kept[s]], kept[s])
+    return n_cand
+
+
 @numba.njit(parallel=True, cache=True)
 def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_column, post_ptr, post_rows,
                                post_values, head_ptr, head_pairs, query, k, n_candidates, n_blocks):
@@ -265,6 +296,9 @@ def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_colu
         query_head = np.zeros(head_end, np.float32)
         cand_v = np.empty(n_candidates, np.float32)
         cand_i = np.empty(n_candidates, np.int32)
+        kept = np.empty(n_rows, np.int32)
+        sample_v = np.empty(max(1, n_candidates // 4), np.float32)
+        sample_i = np.empty(max(1, n_candidates // 4), np.int32)
         top_v = np.empty(k, np.float32)
         top_i = np.empty(k, np.int32)
         for t in range(bounds[block], bounds[block + 1]):
@@ -288,11 +322,7 @@ def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_colu
                     contribution = x * post_values[r]
                     partial[c] += contribution
                     tail[c] += contribution
-            n_cand = 0
-            for s in range(n_touched):
-                c = touched[s]
-                if c != q:
-                    n_cand = _heap_offer(cand_v, cand_i, n_cand, n_candidates, partial[c], c)
+            n_cand = _best_candidates(partial, touched, n_touched, q, cand_v, cand_i, kept, sample_v, sample_i)
             first_pairs = np.int32(0)
             for s in range(n_cand):  # independent loads first, so the candidates' cache misses overlap
                 first_pairs += head_pairs[2 * head_ptr[cand_i[s]]]

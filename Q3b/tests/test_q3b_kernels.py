@@ -28,6 +28,25 @@ def test_heap_keeps_the_best_pairs_in_order_with_ties_by_index():
     np.testing.assert_array_equal(out_v, values[expected])
 
 
+@pytest.mark.parametrize("n_touched, layout", [(150, "random"), (2500, "random"), (2500, "sampled rows best")])
+def test_candidate_selection_keeps_the_best_rows_with_ties_by_row(n_touched, layout):
+    rng = np.random.default_rng(n_touched)
+    cap = 100
+    touched = rng.permutation(5000)[:n_touched].astype(np.int32)
+    partial = np.zeros(5000, np.float32)
+    partial[touched] = rng.integers(1, 40, n_touched)  # many ties
+    if layout == "sampled rows best":  # the threshold from every 8th row then lets too few through: fallback
+        partial[touched[::8]] += 1000
+    q = int(touched[3])
+    cand_v, cand_i = np.empty(cap, np.float32), np.empty(cap, np.int32)
+    size = nb._best_candidates(partial, touched.copy(), n_touched, q, cand_v, cand_i, np.empty(5000, np.int32),
+                               np.empty(cap // 4, np.float32), np.empty(cap // 4, np.int32))
+    out_i, out_v = np.full(cap, -1, np.int32), np.zeros(cap, np.float32)
+    nb._heap_write_sorted(cand_v, cand_i, size, out_i, out_v)
+    expected = sorted((c for c in touched.tolist() if c != q), key=lambda c: (-partial[c], c))[:cap]
+    assert out_i[:size].tolist() == expected
+
+
 def test_truncated_postings_keep_the_heaviest_rows_per_column():
     matrix = sp.random(60, 9, density=0.5, format="csc", random_state=4, dtype=np.float32)
     ptr, rows, values = nb._truncated_postings(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int32),
