@@ -337,9 +337,8 @@ def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_colu
                 partial[touched[s]] = 0
                 tail[touched[s]] = 0
             for p in range(indptr[q], indptr[q + 1]):
-                if indices[p] >= head_end:
-                    break
-                query_head[indices[p]] = 0
+                if indices[p] < head_end:
+                    query_head[indices[p]] = 0
             _heap_write_sorted(top_v, top_i, n_top, out_i[t], out_v[t])
     return out_i, out_v
 
@@ -481,7 +480,6 @@ def _inverted_neighbours(features, n_profile, query, k, posting_cap, n_candidate
     renumber[n_profile + np.argsort(-listeners, kind="stable")] = np.arange(n_profile, features.shape[1])
     head_end = n_profile + int((listeners > posting_cap).sum())
     features = sp.csr_matrix((features.data, renumber[features.indices], features.indptr), shape=features.shape)
-    features.sort_indices()
     indptr, indices = features.indptr.astype(np.int64), features.indices.astype(np.int32)
     data = features.data.astype(np.float32)
     head = features[:, :head_end].tocsr()
