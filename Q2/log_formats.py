@@ -431,9 +431,10 @@ def _tsv_header(text: bytes):
     return layout_from_names(names, dict(zip(("day", "time", "size", "target"), TSV_COLUMNS)))
 
 
-#: tsv data lines start with a digit, so only lines starting with a letter are read as possible header lines.
-_TSV_HEADER_START = np.zeros(256, bool)
-_TSV_HEADER_START[[*range(ord("A"), ord("Z") + 1), *range(ord("a"), ord("z") + 1)]] = True
+#: tsv data lines start with a digit, so only lines starting with another byte are read as possible header lines
+#: (names are stripped: " date\ttime..." is a header to the per-line parser too).
+_TSV_HEADER_START = np.ones(256, bool)
+_TSV_HEADER_START[ord("0"):ord("9") + 1] = False
 
 
 def _tsv_default_layout() -> TabLayout:

@@ -179,6 +179,16 @@ def test_header_run_split_anywhere_keeps_layout_and_line_numbers(tmp_path):
         assert [line for line, _reason, _text in accounting.malformed_examples] == [10], block_size
 
 
+def test_tsv_header_lines_not_starting_with_a_letter_relocate_columns_too():
+    # The per-line parser reads " date\turl..." (stripped names) as a header: the block index must see it as well.
+    spec = log_formats.FORMATS["tsv"]
+    for header in (b" date\ttime\tother\tsize\turl", b"\tdate\ttime\tother\tsize\turl", b"(date)\ttime\tsize\turl"):
+        # the data line is valid under both layouts, with other values under the old one
+        block = (b"date\ttime\tsize\turl\n2017-08-24\t01:00:00\t5\t/a.jpg\n" + header
+                 + b"\n2017-08-24\t01:00:00\t5\t6\t/b.jpg\n")
+        assert_fast_path_agrees(spec, block, spec.initial_state())
+
+
 def test_tiny_blocks_without_records():
     for fmt_name in ("cloudfront", "tsv"):
         spec = log_formats.FORMATS[fmt_name]
