@@ -325,7 +325,9 @@ def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_colu
             n_cand = _best_candidates(partial, touched, n_touched, q, cand_v, cand_i, kept, sample_v, sample_i)
             first_pairs = np.int32(0)
             for s in range(n_cand):  # independent loads first, so the candidates' cache misses overlap
-                first_pairs += head_pairs[2 * head_ptr[cand_i[s]]]
+                c = cand_i[s]
+                if head_ptr[c] < head_ptr[c + 1]:  # a row may have no head entry (then never read past the end)
+                    first_pairs += head_pairs[2 * head_ptr[c]]
             n_top = 0
             for s in range(n_cand):
                 c = cand_i[s]
