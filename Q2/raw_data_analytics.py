@@ -173,7 +173,12 @@ def main(argv=None) -> int:
             sources = expand_sources(args.logs)
         else:
             if args.overwrite or not DUMMY_LOG.exists():
-                dummy_log.write_dummy_cdn_log(DUMMY_LOG, overwrite=args.overwrite)
+                try:
+                    dummy_log.write_dummy_cdn_log(DUMMY_LOG, overwrite=args.overwrite)
+                except OSError as error:
+                    print(f"error: cannot write the dummy CDN log to {os.path.relpath(DUMMY_LOG)} "
+                          f"({error.strerror or error}); pass a LOG file to analyse instead", file=sys.stderr)
+                    return 2
                 print(f"wrote the dummy CDN log to {os.path.relpath(DUMMY_LOG)}", file=sys.stderr)
             sources = [os.path.relpath(DUMMY_LOG)]   # shown in the report: relative, like the paths users type
         summary = log_scan.BytesSummary()

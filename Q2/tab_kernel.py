@@ -13,9 +13,33 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import numba
 import numpy as np
+from numba.misc.appdirs import AppDirs
+
+
+def _unwritable_cache_fallback(folders) -> str | None:
+    """A folder for numba's cache when none of ``folders`` (the ones numba tries: ``__pycache__`` beside this file,
+    then its user-wide cache folder) can be written, else None. numba refuses to compile a cached kernel at all
+    when it has nowhere to write (a read-only checkout and HOME), so the caller then points numba.config.CACHE_DIR
+    at the returned folder in the temp directory (the kernels are recompiled once per machine there)."""
+    for folder in folders:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
+            return None
+        except OSError:
+            continue
+    return os.path.join(tempfile.gettempdir(), "offsite-test-numba-cache")
+
+
+if not numba.config.CACHE_DIR:
+    _fallback = _unwritable_cache_fallback([os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+                                            AppDirs(appname="numba", appauthor=False).user_cache_dir])
+    if _fallback:
+        numba.config.CACHE_DIR = _fallback
 
 #: Line verdicts written by parse_tab_lines.
 REJECTED, KEPT, DROPPED = 0, 1, 2

@@ -181,3 +181,25 @@ def test_default_dummy_log_is_reported_with_a_relative_path(capsys, monkeypatch,
     assert code == 0, err
     assert "wrote the dummy CDN log to Q2/data/dummy_cdn.log" in err
     assert json.loads(out)["files"][0]["source"] == "Q2/data/dummy_cdn.log"
+
+
+def test_default_run_that_cannot_write_the_dummy_log_says_to_pass_a_log(capsys, monkeypatch, tmp_path):
+    # A file where the data folder should be stands in for a read-only checkout (root may write anywhere else).
+    (tmp_path / "Q2").mkdir()
+    (tmp_path / "Q2" / "data").write_text("not a folder")
+    monkeypatch.setattr(raw_data_analytics, "DUMMY_LOG", tmp_path / "Q2" / "data" / "dummy_cdn.log")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli([], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "cannot write the dummy CDN log to Q2/data/dummy_cdn.log" in err
+    assert "pass a LOG file" in err
+
+
+def test_numba_cache_falls_back_to_the_temp_folder_only_when_nothing_is_writable(tmp_path):
+    import tab_kernel
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")   # a folder below a file can never be created, even by root
+    assert tab_kernel._unwritable_cache_fallback([str(blocked / "__pycache__"), str(tmp_path / "cache")]) is None
+    fallback = tab_kernel._unwritable_cache_fallback([str(blocked / "__pycache__"), str(blocked / "numba")])
+    assert fallback is not None and os.path.isdir(os.path.dirname(fallback))

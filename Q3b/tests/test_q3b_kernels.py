@@ -1,5 +1,7 @@
 """The compiled kernels of neighbours.py against plain references: heap top-k, truncated posting lists, the
 inverted-index neighbours (vs dense cosine products) and the votes with padding, stored zeros, negative weights."""
+import tempfile
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -135,3 +137,11 @@ def test_inverted_neighbours_with_stored_zero_plays_list_each_neighbour_once():
     for row in idx:
         found = row[row >= 0]
         assert len(found) == len(set(found.tolist()))
+
+
+def test_numba_cache_falls_back_to_the_temp_folder_only_when_nothing_is_writable(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")  # a folder below a file can never be created, even by root
+    assert nb._unwritable_cache_fallback([str(blocked / "__pycache__"), str(tmp_path / "cache")]) is None
+    assert nb._unwritable_cache_fallback([str(blocked / "__pycache__"), str(blocked / "numba")]).startswith(
+        tempfile.gettempdir())
