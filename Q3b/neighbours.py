@@ -124,6 +124,12 @@ def build_features(data: UserArtistData, profile_weight: float = DEFAULT_PROFILE
     """Feature rows (n_users, 1 + n_countries + n_artists): ``w * z-scored age`` (0 when missing),
     ``w * one-hot country`` (all 0 when missing), then plays divided by the user's total (L1 norm; all 0 without
     plays). Raises ValueError for a negative weight."""
+    return sp.hstack([_profile_block(data, profile_weight), normalize(data.plays, norm="l1").astype(np.float32)],
+                     format="csr", dtype=np.float32)
+
+
+def _profile_block(data: UserArtistData, profile_weight: float) -> sp.csr_matrix:
+    """The first 1 + n_countries columns of build_features, for all users (age z-scored over all of them)."""
     if profile_weight < 0:
         raise ValueError(f"profile_weight must be >= 0, got {profile_weight}")
     age = data.age.astype(np.float64)
@@ -135,9 +141,8 @@ def build_features(data: UserArtistData, profile_weight: float = DEFAULT_PROFILE
     has_country = data.country >= 0
     one_hot = sp.csr_matrix((np.ones(has_country.sum(), np.float32), (np.flatnonzero(has_country), data.country[has_country])),
                             shape=(n, len(data.countries)))
-    plays_l1 = normalize(data.plays, norm="l1").astype(np.float32)
-    return sp.hstack([sp.csr_matrix(scaled[:, None] * profile_weight), one_hot * profile_weight, plays_l1],
-                     format="csr", dtype=np.float32)
+    return sp.hstack([sp.csr_matrix(scaled[:, None] * profile_weight), one_hot * profile_weight], format="csr",
+                     dtype=np.float32)
 
 
 def top_n_per_row(matrix: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -695,14 +700,15 @@ def recommend_users(data: UserArtistData, n: int = 20, *, users=None, profile_we
     warm = np.flatnonzero(position_in_pool[users] >= 0)
     if len(warm) and len(pool) > 1:
         start = time.perf_counter()
-        features = build_features(data, profile_weight)[pool]
+        # build_features(data, profile_weight)[pool], sharing the L1-normalised plays with the votes below
+        plays_l1 = normalize(data.plays[pool], norm="l1").astype(np.float32)
+        features = sp.hstack([_profile_block(data, profile_weight)[pool], plays_l1], format="csr", dtype=np.float32)
         timings["features"] = time.perf_counter() - start
         idx, sim = nearest_neighbours(features, 1 + len(data.countries), k, query=position_in_pool[users[warm]],
                                       metric=metric, method=method, random_state=random_state, progress=progress,
                                       timings=timings)
         del features
         start = time.perf_counter()
-        plays_l1 = normalize(data.plays[pool], norm="l1").astype(np.float32)
         recs.artist[warm], recs.score[warm] = score_artists(idx, sim, plays_l1, data.plays[users[warm]], n)
         timings["votes + top n"] = time.perf_counter() - start
     start = time.perf_counter()
