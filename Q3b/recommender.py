@@ -131,15 +131,14 @@ def _coverage_line(cover: dict, n: int) -> str:
 
 
 def _announce_compilation(n_users: int, method: str) -> None:
-    """One stderr line before the first numba kernel call when numba's on-disk cache lacks the kernels to run
-    (``<kernel>-<line>.*.nbi`` in Q3b/__pycache__, the names numba gives its index files)."""
+    """One stderr line before the first numba kernel call when numba's on-disk cache lacks the kernels to run: the
+    index file numba keeps for each cached kernel (in Q3b/__pycache__ or wherever numba put the cache) is missing."""
     kernels = [neighbours._vote_kernel]
     if method == "inverted" or (method == "auto" and n_users > neighbours.EXACT_MAX_USERS):
         kernels.append(neighbours._inverted_index_neighbours)
-    cache = HERE / "__pycache__"
     for kernel in kernels:
-        code = kernel.py_func.__code__
-        if not any(cache.glob(f"neighbours.{code.co_name}-{code.co_firstlineno}.*.nbi")):
+        index_path = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None), "_index_path", None)
+        if index_path is not None and not os.path.exists(index_path):
             print("compiling the neighbour kernels once (about 30 s; cached afterwards)", file=sys.stderr)
             return
 

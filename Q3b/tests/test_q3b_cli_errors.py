@@ -210,12 +210,12 @@ def test_cold_start_users_get_more_than_the_fallback_size(tmp_path):
 def test_compilation_is_announced_only_without_cache(tmp_path, monkeypatch, capsys):
     import neighbours
 
-    monkeypatch.setattr(recommender, "HERE", tmp_path)
+    # numba's index file of each kernel, pointed into tmp_path: absent until written here
+    for kernel in (neighbours._vote_kernel, neighbours._inverted_index_neighbours):
+        monkeypatch.setattr(kernel._cache._cache_file, "_index_path", str(tmp_path / f"{kernel.__name__}.nbi"))
     recommender._announce_compilation(10, "auto")
     assert "compiling the neighbour kernels once" in _one_line(capsys)
-    code = neighbours._vote_kernel.py_func.__code__
-    (tmp_path / "__pycache__").mkdir()
-    (tmp_path / "__pycache__" / f"neighbours.{code.co_name}-{code.co_firstlineno}.py311.nbi").write_bytes(b"")
+    (tmp_path / "_vote_kernel.nbi").write_bytes(b"")
     recommender._announce_compilation(10, "auto")
     assert capsys.readouterr().err == ""
     recommender._announce_compilation(10, "inverted")  # the inverted kernel is still missing
