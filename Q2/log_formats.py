@@ -357,7 +357,7 @@ def _make_tab_index_block(is_header_start: np.ndarray, read_header: Callable) ->
     """index_block for a tab-separated format: line ends and header lines.
 
     is_header_start: bool array of shape (256,), True for the bytes a header line can start with ('#' for CloudFront,
-    letters for tsv); only those lines are passed to ``read_header``.
+    any but a digit for tsv); only those lines are passed to ``read_header``.
     """
     def index_block(block) -> BlockIndex:
         data = np.frombuffer(block, np.uint8)
