@@ -250,26 +250,51 @@ def _heaviest_column(indptr, indices, data, first_column):
     return out
 
 
-@numba.njit(cache=True)  # serial: a few seconds at full size, and a parallel kernel takes long to compile
-def _truncated_postings(indptr, indices, data, cap):
-    """Per column of a CSC matrix, the ``cap`` rows with the largest values (ties: lower row first)."""
-    n_cols = len(indptr) - 1
-    counts = np.minimum(indptr[1:] - indptr[:-1], cap)
-    out_ptr = np.zeros(n_cols + 1, np.int64)
-    out_ptr[1:] = np.cumsum(counts)
-    rows = np.empty(out_ptr[-1], np.int32)
-    values = np.empty(out_ptr[-1], np.float32)
-    for a in range(n_cols):
-        lo, hi, out = indptr[a], indptr[a + 1], out_ptr[a]
-        if hi - lo <= cap:
-            rows[out:out + hi - lo] = indices[lo:hi]
-            values[out:out + hi - lo] = data[lo:hi]
-        else:
-            order = np.argsort(-data[lo:hi], kind="mergesort")[:cap]
-            for t in range(cap):
-                rows[out + t] = indices[lo + order[t]]
-                values[out + t] = data[lo + order[t]]
-    return out_ptr, rows, values
+@numba.njit(parallel=True, cache=True)
+def _truncated_postings(indptr, indices, data, first_column, n_columns, cap, n_blocks):
+    """Inverted lists of the ``n_columns`` CSR columns from ``first_column`` on, each cut to the ``cap`` rows with the
+    largest values (ties: lower row first), rows ascending within a list. Values must be positive.
+
+    Returns ``(ptr, rows, values)``: list ``a`` (column ``first_column + a``) is ``rows[ptr[a]:ptr[a + 1]]``
+    (int32) with ``values`` (float32). Each of ``n_blocks`` threads scans all entries and files those of its own
+    range of columns (ranges of equal entry counts); lists longer than ``cap`` go to scratch and are cut after.
+    """
+    n_rows = len(indptr) - 1
+    counts = np.zeros(n_columns, np.int64)
+    for p in range(len(indices)):
+        if indices[p] >= first_column:
+            counts[indices[p] - first_column] += 1
+    ptr = np.zeros(n_columns + 1, np.int64)
+    ptr[1:] = np.cumsum(np.minimum(counts, cap))
+    long_ptr = np.zeros(n_columns + 1, np.int64)  # full lists of the columns with more than cap rows
+    long_ptr[1:] = np.cumsum(np.where(counts > cap, counts, 0))
+    rows, values = np.empty(ptr[-1], np.int32), np.empty(ptr[-1], np.float32)
+    long_rows, long_values = np.empty(long_ptr[-1], np.int32), np.empty(long_ptr[-1], np.float32)
+    bounds = np.searchsorted(np.cumsum(counts), np.linspace(0, counts.sum(), n_blocks + 1)[1:-1])
+    bounds = np.concatenate((np.zeros(1, np.int64), bounds.astype(np.int64), np.full(1, n_columns, np.int64)))
+    for block in numba.prange(n_blocks):
+        lo, hi = bounds[block], bounds[block + 1]
+        short_fill, long_fill = ptr[lo:hi].copy(), long_ptr[lo:hi].copy()
+        for row in range(n_rows):
+            for p in range(indptr[row], indptr[row + 1]):
+                a = indices[p] - first_column
+                if lo <= a < hi:
+                    if counts[a] > cap:
+                        long_rows[long_fill[a - lo]], long_values[long_fill[a - lo]] = row, data[p]
+                        long_fill[a - lo] += 1
+                    else:
+                        rows[short_fill[a - lo]], values[short_fill[a - lo]] = row, data[p]
+                        short_fill[a - lo] += 1
+    cut = np.flatnonzero(counts > cap)
+    for i in numba.prange(len(cut)):
+        a = cut[i]
+        heap_v, heap_i = np.empty(cap, np.float32), np.empty(cap, np.int32)
+        size = 0
+        for p in range(long_ptr[a], long_ptr[a + 1]):
+            size = _heap_offer(heap_v, heap_i, size, cap, long_values[p], long_rows[p])
+        by_row = np.argsort(heap_i)
+        rows[ptr[a]:ptr[a + 1]], values[ptr[a]:ptr[a + 1]] = heap_i[by_row], heap_v[by_row]
+    return ptr, rows, values
 
 
 @numba.njit(inline="always")
@@ -376,41 +401,41 @@ def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_colu
 
 
 @numba.njit(parallel=True, cache=True)
-def _vote_kernel(neighbour_idx, neighbour_sim, pool_ptr, pool_cols, pool_values, played_ptr, played_cols,
-                 artist_of, n, n_blocks):
-    """Per query: votes[a] = sum_j max(sim_j, 0) * share_j[a]; played artists and zero votes dropped; top n.
-    Columns are renumbered; ``artist_of`` maps them back, and ties rank by that artist column."""
+def _vote_kernel(order, neighbour_idx, neighbour_sim, pool_ptr, pool_cols, pool_values, played_ptr, played_cols,
+                 renumber, artist_of, out_a, out_s, n_blocks):
+    """For the query rows ``order``, in that sequence: votes[a] = sum_j max(sim_j, 0) * share_j[a]; played artists
+    and zero votes dropped; the top n (out_a.shape[1]) written to that row of out_a/out_s (padded by the caller).
+    Pool columns are renumbered: ``renumber`` maps an artist to its column, ``artist_of`` back; ties rank by
+    artist."""
     n_artists = len(artist_of)
-    n_query, k = neighbour_idx.shape
-    out_a = np.full((n_query, n), -1, np.int32)
-    out_s = np.zeros((n_query, n), np.float32)
-    bounds = np.linspace(0, n_query, n_blocks + 1).astype(np.int64)
+    k, n = neighbour_idx.shape[1], out_a.shape[1]
+    bounds = np.linspace(0, len(order), n_blocks + 1).astype(np.int64)
     for block in numba.prange(n_blocks):
         votes = np.zeros(n_artists, np.float32)  # 0 = not voted yet: pool values and similarities are > 0
         touched = np.empty(n_artists, np.int32)
         heap_v = np.empty(n, np.float32)
         heap_i = np.empty(n, np.int32)
         for t in range(bounds[block], bounds[block + 1]):
+            row = order[t]
             n_touched = 0
             for j in range(k):
-                c = neighbour_idx[t, j]
-                s = neighbour_sim[t, j]
+                c = neighbour_idx[row, j]
+                s = neighbour_sim[row, j]
                 if c < 0 or not s > 0:
                     continue
                 n_touched = _scatter_add(votes, touched, n_touched, pool_cols, pool_values, pool_ptr[c],
                                          pool_ptr[c + 1], s)
-            for r in range(played_ptr[t], played_ptr[t + 1]):
-                votes[played_cols[r]] = -1  # played: never recommended, still marked as touched
+            for r in range(played_ptr[row], played_ptr[row + 1]):
+                votes[renumber[played_cols[r]]] = -1  # played: never recommended, still marked as touched
             size = 0
             for u in range(n_touched):
                 a = touched[u]
                 if votes[a] > 0 and (size < n or votes[a] >= heap_v[0]):
                     size = _heap_offer(heap_v, heap_i, size, n, votes[a], artist_of[a])
                 votes[a] = 0
-            for r in range(played_ptr[t], played_ptr[t + 1]):
-                votes[played_cols[r]] = 0
-            _heap_write_sorted(heap_v, heap_i, size, out_a[t], out_s[t])
-    return out_a, out_s
+            for r in range(played_ptr[row], played_ptr[row + 1]):
+                votes[renumber[played_cols[r]]] = 0
+            _heap_write_sorted(heap_v, heap_i, size, out_a[row], out_s[row])
 
 
 def _top_k_dense(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -518,11 +543,10 @@ def _inverted_neighbours(features, n_profile, query, k, posting_cap, n_candidate
     head_pairs = np.empty(2 * head.nnz, np.int32)  # one array: one cache miss per candidate instead of two
     head_pairs[0::2], head_pairs[1::2] = head.indices, head.data.astype(np.float32).view(np.int32)
     head_ptr = head.indptr.astype(np.int64)
-    plays = features[:, n_profile:].tocsc()
-    plays.sort_indices()
-    post_ptr, post_rows, post_values = _truncated_postings(plays.indptr.astype(np.int64), plays.indices.astype(np.int32),
-                                                           plays.data.astype(np.float32), posting_cap)
-    del plays, head
+    post_ptr, post_rows, post_values = _truncated_postings(indptr, indices, data, n_profile,
+                                                           features.shape[1] - n_profile, posting_cap,
+                                                           numba.get_num_threads())
+    del head
     timings["index"] = time.perf_counter() - start
     start = time.perf_counter()
     idx = np.empty((len(query), k), np.int32)
@@ -614,27 +638,20 @@ def score_artists(neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, pl
     artist_of = np.argsort(-np.bincount(pool.indices, minlength=pool.shape[1]), kind="stable").astype(np.int32)
     renumber = np.empty(pool.shape[1], np.int32)
     renumber[artist_of] = np.arange(pool.shape[1], dtype=np.int32)
-    pool = sp.csr_matrix((pool.data, renumber[pool.indices], pool.indptr), shape=pool.shape)
+    pool_arrays = pool.indptr.astype(np.int64), renumber[pool.indices], pool.data.astype(np.float32)
     played = played.tocsr()
+    played_arrays = played.indptr.astype(np.int64), played.indices.astype(np.int32)
+    neighbour_idx = np.ascontiguousarray(neighbour_idx, dtype=np.int32)
+    neighbour_sim = np.ascontiguousarray(neighbour_sim, dtype=np.float32)
     # queries with the same first neighbour next to each other: their neighbours' rows are then still in cache
-    order = np.argsort(np.asarray(neighbour_idx)[:, 0], kind="stable") if np.size(neighbour_idx) else \
-        np.arange(len(neighbour_idx))
-    played = played[order]
-    pool_ptr, pool_cols = pool.indptr.astype(np.int64), pool.indices.astype(np.int32)
-    pool_values = pool.data.astype(np.float32)
-    neighbour_idx = np.ascontiguousarray(np.asarray(neighbour_idx)[order], dtype=np.int32)
-    neighbour_sim = np.ascontiguousarray(np.asarray(neighbour_sim)[order], dtype=np.float32)
-    artist = np.empty((len(neighbour_idx), n), np.int32)
-    score = np.empty((len(neighbour_idx), n), np.float32)
-    for start in range(0, len(neighbour_idx), chunk):
-        stop = min(len(neighbour_idx), start + chunk)
-        block = played[start:stop]
-        artist[start:stop], score[start:stop] = _vote_kernel(
-            neighbour_idx[start:stop], neighbour_sim[start:stop], pool_ptr, pool_cols, pool_values,
-            block.indptr.astype(np.int64), renumber[block.indices], artist_of, n, _blocks(stop - start))
-    result_artist, result_score = np.empty_like(artist), np.empty_like(score)
-    result_artist[order], result_score[order] = artist, score
-    return result_artist, result_score
+    order = np.argsort(neighbour_idx[:, 0], kind="stable") if neighbour_idx.size else np.arange(len(neighbour_idx))
+    artist = np.full((len(neighbour_idx), n), -1, np.int32)
+    score = np.zeros((len(neighbour_idx), n), np.float32)
+    for start in range(0, len(order), chunk):
+        rows = order[start:start + chunk]
+        _vote_kernel(rows, neighbour_idx, neighbour_sim, *pool_arrays, *played_arrays, renumber, artist_of, artist,
+                     score, _blocks(len(rows)))
+    return artist, score
 
 
 def popular_artists(data: UserArtistData, n: int = FALLBACK_SIZE, countries=None):

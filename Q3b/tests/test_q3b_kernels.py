@@ -49,13 +49,16 @@ def test_candidate_selection_keeps_the_best_rows_with_ties_by_row(n_touched, lay
     assert out_i[:size].tolist() == expected
 
 
-def test_truncated_postings_keep_the_heaviest_rows_per_column():
-    matrix = sp.random(60, 9, density=0.5, format="csc", random_state=4, dtype=np.float32)
+@pytest.mark.parametrize("n_blocks", [1, 2, 3])
+def test_truncated_postings_keep_the_heaviest_rows_per_column(n_blocks):
+    matrix = sp.random(60, 11, density=0.5, format="csr", random_state=4, dtype=np.float32)
+    matrix.data = np.ceil(matrix.data * 4)  # ties
     ptr, rows, values = nb._truncated_postings(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int32),
-                                               matrix.data, 5)
+                                               matrix.data, 2, 9, 5, n_blocks)  # the columns from 2 on
+    assert len(ptr) == 10
     for a in range(9):
-        column = matrix[:, a].toarray().ravel()
-        expected = sorted(np.flatnonzero(column), key=lambda r: (-column[r], r))[:5]
+        column = matrix[:, 2 + a].toarray().ravel()
+        expected = sorted(sorted(np.flatnonzero(column), key=lambda r: (-column[r], r))[:5])  # listed by row
         assert rows[ptr[a]:ptr[a + 1]].tolist() == expected
         np.testing.assert_array_equal(values[ptr[a]:ptr[a + 1]], column[expected])
 
