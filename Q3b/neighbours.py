@@ -250,50 +250,72 @@ def _heaviest_column(indptr, indices, data, first_column):
     return out
 
 
+@numba.njit(cache=True)
+def _by_count_descending(counts):
+    """``np.argsort(-counts, kind="stable")`` for non-negative integer counts, as a counting sort: O(len + max)."""
+    top = 0
+    for c in counts:
+        top = max(top, c)
+    start = np.zeros(top + 2, np.int64)
+    for c in counts:
+        start[top - c + 1] += 1
+    start = np.cumsum(start)
+    order = np.empty(len(counts), np.int64)
+    for i in range(len(counts)):
+        order[start[top - counts[i]]] = i
+        start[top - counts[i]] += 1
+    return order
+
+
 @numba.njit(parallel=True, cache=True)
 def _truncated_postings(indptr, indices, data, first_column, n_columns, cap, n_blocks):
-    """Inverted lists of the ``n_columns`` CSR columns from ``first_column`` on, each cut to the ``cap`` rows with the
-    largest values (ties: lower row first), rows ascending within a list. Values must be positive.
+    """Inverted lists of the ``n_columns`` CSR columns from ``first_column`` on, each cut to the ``cap`` rows with
+    the largest values (ties: lower row first), rows ascending within a list.
 
     Returns ``(ptr, rows, values)``: list ``a`` (column ``first_column + a``) is ``rows[ptr[a]:ptr[a + 1]]``
-    (int32) with ``values`` (float32). Each of ``n_blocks`` threads scans all entries and files those of its own
-    range of columns (ranges of equal entry counts); lists longer than ``cap`` go to scratch and are cut after.
+    (int32) with ``values`` (float32). A parallel counting sort over ``n_blocks`` ranges of rows builds the full
+    lists; a list longer than ``cap`` keeps the values above its cap-th largest plus the first rows equal to it.
     """
     n_rows = len(indptr) - 1
-    counts = np.zeros(n_columns, np.int64)
-    for p in range(len(indices)):
-        if indices[p] >= first_column:
-            counts[indices[p] - first_column] += 1
-    ptr = np.zeros(n_columns + 1, np.int64)
-    ptr[1:] = np.cumsum(np.minimum(counts, cap))
-    long_ptr = np.zeros(n_columns + 1, np.int64)  # full lists of the columns with more than cap rows
-    long_ptr[1:] = np.cumsum(np.where(counts > cap, counts, 0))
-    rows, values = np.empty(ptr[-1], np.int32), np.empty(ptr[-1], np.float32)
-    long_rows, long_values = np.empty(long_ptr[-1], np.int32), np.empty(long_ptr[-1], np.float32)
-    bounds = np.searchsorted(np.cumsum(counts), np.linspace(0, counts.sum(), n_blocks + 1)[1:-1])
-    bounds = np.concatenate((np.zeros(1, np.int64), bounds.astype(np.int64), np.full(1, n_columns, np.int64)))
+    row_bounds = np.linspace(0, n_rows, n_blocks + 1).astype(np.int64)
+    block_counts = np.zeros((n_blocks, n_columns), np.int64)
     for block in numba.prange(n_blocks):
-        lo, hi = bounds[block], bounds[block + 1]
-        short_fill, long_fill = ptr[lo:hi].copy(), long_ptr[lo:hi].copy()
-        for row in range(n_rows):
+        for p in range(indptr[row_bounds[block]], indptr[row_bounds[block + 1]]):
+            if indices[p] >= first_column:
+                block_counts[block, indices[p] - first_column] += 1
+    counts = block_counts.sum(0)
+    full_ptr = np.zeros(n_columns + 1, np.int64)
+    full_ptr[1:] = np.cumsum(counts)
+    fill = np.empty_like(block_counts)  # where each block files its next entry of each column
+    fill[0] = full_ptr[:-1]
+    for block in range(1, n_blocks):
+        fill[block] = fill[block - 1] + block_counts[block - 1]
+    all_rows, all_values = np.empty(full_ptr[-1], np.int32), np.empty(full_ptr[-1], np.float32)
+    for block in numba.prange(n_blocks):
+        for row in range(row_bounds[block], row_bounds[block + 1]):
             for p in range(indptr[row], indptr[row + 1]):
                 a = indices[p] - first_column
-                if lo <= a < hi:
-                    if counts[a] > cap:
-                        long_rows[long_fill[a - lo]], long_values[long_fill[a - lo]] = row, data[p]
-                        long_fill[a - lo] += 1
-                    else:
-                        rows[short_fill[a - lo]], values[short_fill[a - lo]] = row, data[p]
-                        short_fill[a - lo] += 1
-    cut = np.flatnonzero(counts > cap)
-    for i in numba.prange(len(cut)):
-        a = cut[i]
-        heap_v, heap_i = np.empty(cap, np.float32), np.empty(cap, np.int32)
-        size = 0
-        for p in range(long_ptr[a], long_ptr[a + 1]):
-            size = _heap_offer(heap_v, heap_i, size, cap, long_values[p], long_rows[p])
-        by_row = np.argsort(heap_i)
-        rows[ptr[a]:ptr[a + 1]], values[ptr[a]:ptr[a + 1]] = heap_i[by_row], heap_v[by_row]
+                if a >= 0:
+                    all_rows[fill[block, a]], all_values[fill[block, a]] = row, data[p]
+                    fill[block, a] += 1
+    ptr = np.zeros(n_columns + 1, np.int64)
+    ptr[1:] = np.cumsum(np.minimum(counts, cap))
+    rows, values = np.empty(ptr[-1], np.int32), np.empty(ptr[-1], np.float32)
+    for block in numba.prange(n_blocks):
+        for a in range(block, n_columns, n_blocks):  # interleaved: the long lists are not all in one block
+            lo, hi, out = full_ptr[a], full_ptr[a + 1], ptr[a]
+            threshold, ties = -np.inf, 0
+            if hi - lo > cap:
+                threshold = np.partition(all_values[lo:hi], hi - lo - cap)[hi - lo - cap]  # the cap-th largest
+                ties = cap
+                for p in range(lo, hi):
+                    ties -= all_values[p] > threshold
+            for p in range(lo, hi):
+                v = all_values[p]
+                if v > threshold or (v == threshold and ties > 0):
+                    ties -= v == threshold
+                    rows[out], values[out] = all_rows[p], v
+                    out += 1
     return ptr, rows, values
 
 
@@ -534,7 +556,7 @@ def _inverted_neighbours(features, n_profile, query, k, posting_cap, n_candidate
     # other artists' lists are complete and summed exactly while scattering. Only row indices leave this function.
     listeners = np.bincount(features.indices, minlength=features.shape[1])[n_profile:]
     renumber = np.arange(features.shape[1])
-    renumber[n_profile + np.argsort(-listeners, kind="stable")] = np.arange(n_profile, features.shape[1])
+    renumber[n_profile + _by_count_descending(listeners)] = np.arange(n_profile, features.shape[1])
     head_end = n_profile + int((listeners > posting_cap).sum())
     features = sp.csr_matrix((features.data, renumber[features.indices], features.indptr), shape=features.shape)
     indptr, indices = features.indptr.astype(np.int64), features.indices.astype(np.int32)
@@ -635,7 +657,7 @@ def score_artists(neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, pl
         pool.eliminate_zeros()
     # Artist columns renumbered by listeners, most first: the votes of a user then mostly land in the first few
     # thousand slots of the scratch row, which stay in cache (the kernel maps the columns back).
-    artist_of = np.argsort(-np.bincount(pool.indices, minlength=pool.shape[1]), kind="stable").astype(np.int32)
+    artist_of = _by_count_descending(np.bincount(pool.indices, minlength=pool.shape[1])).astype(np.int32)
     renumber = np.empty(pool.shape[1], np.int32)
     renumber[artist_of] = np.arange(pool.shape[1], dtype=np.int32)
     pool_arrays = pool.indptr.astype(np.int64), renumber[pool.indices], pool.data.astype(np.float32)

@@ -148,3 +148,9 @@ def test_numba_cache_falls_back_to_the_temp_folder_only_when_nothing_is_writable
     assert nb._unwritable_cache_fallback([str(blocked / "__pycache__"), str(tmp_path / "cache")]) is None
     assert nb._unwritable_cache_fallback([str(blocked / "__pycache__"), str(blocked / "numba")]).startswith(
         tempfile.gettempdir())
+
+
+def test_order_by_count_descending_is_a_stable_argsort():
+    counts = np.random.default_rng(2).integers(0, 6, 500)  # many ties
+    np.testing.assert_array_equal(nb._by_count_descending(counts), np.argsort(-counts, kind="stable"))
+    assert nb._by_count_descending(np.zeros(0, np.int64)).tolist() == []
