@@ -684,15 +684,20 @@ def popular_artists(data: UserArtistData, n: int = FALLBACK_SIZE, countries=None
     country_artist, country_listeners)``: (n,) arrays and (n_countries, n) arrays, best first (ties: lower artist
     column), -1 / 0 padded. Listeners rather than summed plays so a few heavy users cannot dominate.
     """
-    listened = (data.plays > 0).astype(np.float32)
-    global_artist, global_score = top_n_per_row(sp.csr_matrix(listened.sum(0)), n)
+    plays = data.plays.tocsr()
+    listeners = np.bincount(plays.indices[plays.data > 0], minlength=plays.shape[1])
+    global_artist = _by_count_descending(listeners)[:n]
+    global_artist = np.concatenate([global_artist[listeners[global_artist] > 0],  # artists with listeners only
+                                    np.full(n, -1, np.int64)])[:n].astype(np.int32)
+    global_score = np.where(global_artist >= 0, listeners[global_artist], 0).astype(np.float32)
     known = data.country >= 0
     if countries is not None:
         known &= np.isin(data.country, countries)
-    membership = sp.csr_matrix((np.ones(known.sum(), np.float32), (data.country[known], np.flatnonzero(known))),
-                               shape=(len(data.countries), len(data.users)))
-    country_artist, country_score = top_n_per_row(membership @ listened, n)
-    return global_artist[0], global_score[0], country_artist, country_score
+    users = np.flatnonzero(known)
+    membership = sp.csr_matrix((np.ones(len(users), np.float32), (data.country[users], np.arange(len(users)))),
+                               shape=(len(data.countries), len(users)))
+    country_artist, country_score = top_n_per_row(membership @ (plays[users] > 0).astype(np.float32), n)
+    return global_artist, global_score, country_artist, country_score
 
 
 def _fill_from_popular(recs: Recommendations, data: UserArtistData, popular) -> None:

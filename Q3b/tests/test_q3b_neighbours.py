@@ -114,6 +114,16 @@ def test_popular_artists_match_counting_listeners(small_data):
         assert country_score[c, :len(chart)].tolist() == counts[chart].tolist()
 
 
+def test_popular_charts_are_padded_when_few_artists_have_listeners():
+    plays = sp.csr_matrix(np.array([[0, 3, 0, 0, 1], [0, 2, 0, 0, 0], [0, 0, 0, 0, 0]], np.float32))
+    data = nb.UserArtistData(np.array(["a", "b", "c"]), None, plays, np.full(3, np.nan, np.float32),
+                             np.array([0, 1, -1], np.int32), np.array(["X", "Y"]))
+    global_artist, global_score, country_artist, country_score = nb.popular_artists(data, 4)
+    assert global_artist.tolist() == [1, 4, -1, -1] and global_score.tolist() == [2, 1, 0, 0]
+    assert country_artist.tolist() == [[1, 4, -1, -1], [1, -1, -1, -1]]
+    assert country_score.tolist() == [[1, 1, 0, 0], [1, 0, 0, 0]]
+
+
 def test_build_batch_contract(small_lastfm):
     _, plays, profiles = small_lastfm
     recommendations, fallbacks = nb.build_batch(plays, profiles, n=5)
