@@ -28,6 +28,9 @@ import numba
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from llvmlite import ir
+from numba.core import cgutils
+from numba.extending import intrinsic
 from numba.misc.appdirs import AppDirs
 from sklearn.preprocessing import normalize
 from tqdm import tqdm
@@ -155,6 +158,27 @@ def top_n_per_row(matrix: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray
     matrix = matrix.tocsr()
     return _top_n_rows(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int32),
                        matrix.data.astype(np.float32), n)
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Inside a kernel: ask the CPU to start loading the cache line of ``array[index]`` (LLVM's ``llvm.prefetch``
+    intrinsic, read, keep in all cache levels; ``prefetcht0`` on x86) and go on without waiting. A hint only: it
+    never faults, even past the end of the array, and changes no result. Used to fetch the rows the next user will
+    read while the current one is computed, since both kernels spend most of their time waiting on random rows."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        pointer = cgutils.get_item_pointer(context, builder, array_type,
+                                           context.make_array(array_type)(context, builder, args[0]), [args[1]],
+                                           wraparound=False)
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0i8")
+        builder.call(function, [builder.bitcast(pointer, byte_pointer), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                                ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return numba.types.void(array, index), codegen
 
 
 # --- compiled kernels (numba): the per-user loops of the inverted-index neighbours and of the votes ----------------
@@ -380,6 +404,14 @@ def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_colu
         top_i = np.empty(k, np.int32)
         for t in range(bounds[block], bounds[block + 1]):
             q = query[t]
+            if t + 1 < bounds[block + 1]:  # the next query's posting lists, while this one is scattered
+                following = query[t + 1]
+                for p in range(indptr[following], indptr[following + 1]):
+                    if indices[p] >= first_plays_column:
+                        a = indices[p] - first_plays_column
+                        for r in range(post_ptr[a], post_ptr[a + 1], 16):  # 16 entries of 4 bytes: a cache line
+                            _prefetch(post_rows, r)
+                            _prefetch(post_values, r)
             n_touched = 0
             for p in range(indptr[q], indptr[q + 1]):
                 col, x = indices[p], data[p]
@@ -400,15 +432,12 @@ def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_colu
                     partial[c] += contribution
                     tail[c] += contribution
             n_cand = _best_candidates(partial, touched, n_touched, q, cand_v, cand_i, kept, sample_v, sample_i)
-            first_pairs = np.int32(0)
-            for s in range(n_cand):  # independent loads first, so the candidates' cache misses overlap
-                c = cand_i[s]
-                if head_ptr[c] < head_ptr[c + 1]:  # a row may have no head entry (then never read past the end)
-                    first_pairs += head_pairs[2 * head_ptr[c]]
+            for s in range(n_cand):  # the candidates' head rows requested at once, so their cache misses overlap
+                _prefetch(head_pairs, 2 * head_ptr[cand_i[s]])
             n_top = 0
             for s in range(n_cand):
                 c = cand_i[s]
-                dot = tail[c] + 0 * first_pairs
+                dot = np.float64(tail[c])  # the head is summed in float64
                 for r in range(head_ptr[c], head_ptr[c + 1]):
                     dot += query_head[head_pairs[2 * r]] * head_values[2 * r + 1]
                 n_top = _heap_offer(top_v, top_i, n_top, k, np.float32(dot), c)
@@ -439,6 +468,14 @@ def _vote_kernel(order, neighbour_idx, neighbour_sim, pool_ptr, pool_cols, pool_
         heap_i = np.empty(n, np.int32)
         for t in range(bounds[block], bounds[block + 1]):
             row = order[t]
+            if t + 1 < bounds[block + 1]:  # the next query's neighbour rows, while this one is summed
+                following = order[t + 1]
+                for j in range(k):
+                    c = neighbour_idx[following, j]
+                    if c >= 0:
+                        for r in range(pool_ptr[c], pool_ptr[c + 1], 16):  # a cache line of 4-byte entries
+                            _prefetch(pool_cols, r)
+                            _prefetch(pool_values, r)
             n_touched = 0
             for j in range(k):
                 c = neighbour_idx[row, j]

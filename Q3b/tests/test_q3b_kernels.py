@@ -154,3 +154,18 @@ def test_order_by_count_descending_is_a_stable_argsort():
     counts = np.random.default_rng(2).integers(0, 6, 500)  # many ties
     np.testing.assert_array_equal(nb._by_count_descending(counts), np.argsort(-counts, kind="stable"))
     assert nb._by_count_descending(np.zeros(0, np.int64)).tolist() == []
+
+
+def test_prefetch_is_a_hint_that_changes_nothing_even_past_the_end():
+    import numba
+
+    @numba.njit
+    def total_with_prefetches(values):
+        total = 0.0
+        for i in range(len(values)):
+            nb._prefetch(values, i + 64)  # past the end for the last 64 indices: a hint never faults
+            total += values[i]
+        return total
+
+    values = np.random.default_rng(3).random(1000)
+    assert total_with_prefetches(values) == pytest.approx(values.sum())
