@@ -139,7 +139,7 @@ def _announce_compilation(n_users: int, method: str) -> None:
     for kernel in kernels:
         index_path = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None), "_index_path", None)
         if index_path is not None and not os.path.exists(index_path):
-            print("compiling the neighbour kernels once (about 30 s; cached afterwards)", file=sys.stderr)
+            print("compiling the neighbour kernels once (up to a minute; cached afterwards)", file=sys.stderr)
             return
 
 
