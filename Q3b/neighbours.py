@@ -13,9 +13,10 @@ costs the sum over artists of listeners squared, 6.1e10 on the full-size generat
 inverted index: each artist keeps its :data:`INVERTED_POSTING_CAP` listeners with the largest weights, a user's
 candidates are the users reached through their artists' lists, and the :data:`INVERTED_CANDIDATES` best partial
 matches are re-ranked by the exact cosine of the full feature rows (recall of the exact 50 neighbours 0.87-0.96
-on 20K-user sets, measured by ``benchmarks/bench_recommender.py``). The per-user loops of that search and of the votes are numba
-kernels run on all cores, which prefetch the next user's rows while computing the current one. A faiss IVF route (``method='ann'``) is kept for comparison. Cold start: users without
-plays get their country's most popular artists, else global ones.
+on 20K-user sets, measured by ``benchmarks/bench_recommender.py``). The per-user loops of that search and of the
+votes are numba kernels run on all cores, which prefetch the next user's rows while computing the current one. A
+faiss IVF route (``method='ann'``) is kept for comparison. Cold start: users without plays get their country's most
+popular artists, else global ones.
 """
 from __future__ import annotations
 
