@@ -727,7 +727,8 @@ def popular_artists(data: UserArtistData, n: int = FALLBACK_SIZE, countries=None
     global_artist = _by_count_descending(listeners)[:n]
     global_artist = np.concatenate([global_artist[listeners[global_artist] > 0],  # artists with listeners only
                                     np.full(n, -1, np.int64)])[:n].astype(np.int32)
-    global_score = np.where(global_artist >= 0, listeners[global_artist], 0).astype(np.float32)
+    global_score = np.zeros(n, np.float32)
+    global_score[global_artist >= 0] = listeners[global_artist[global_artist >= 0]]
     known = data.country >= 0
     if countries is not None:
         known &= np.isin(data.country, countries)

@@ -13,6 +13,7 @@ import argparse
 import csv
 import math
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -170,9 +171,9 @@ def cmd_generate(args) -> int:
 
 def cmd_batch(args) -> int:
     out = Path(args.out)
+    check_output(out, args.force)  # first: an empty name has no sibling for the fallbacks
     fallback_out = out.with_name(f"{out.stem}_fallbacks{out.suffix}")
-    for path in (out, fallback_out):
-        check_output(path, args.force)
+    check_output(fallback_out, args.force)
     store = None
     if args.store:
         try:
@@ -183,7 +184,7 @@ def cmd_batch(args) -> int:
             store = rec_store.open_store(args.store)
         except rec_store.StoreUnreachableError as exc:
             raise UserError(f"--store: {exc}") from None
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, sqlite3.Error) as exc:  # e.g. an unwritable folder, a file that is no database
             raise UserError(f"--store {args.store}: {exc}") from None
     inputs = _input_paths(args)
     check_not_input((out, fallback_out), inputs)

@@ -53,10 +53,24 @@ def test_unreachable_postgres_store_is_one_line_before_loading(tmp_path, capsys,
     assert not (tmp_path / "r.tsv").exists()
 
 
-@pytest.mark.parametrize("name, expected", [("recs.csv", "unknown output type"), ("folder", "is a folder")])
+@pytest.mark.parametrize("store", ["dir", "not a database"])
+def test_unusable_sqlite_store_is_one_line_before_loading(store, tmp_path, capsys, no_work):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "not a database").write_text("user\tartist\n" * 200, encoding="utf-8")
+    original = (tmp_path / "not a database").read_bytes()
+    url = f"sqlite:///{tmp_path / store}"  # a folder where the file should be; a file that is not SQLite
+    assert recommender.main(["batch", "--store", url, "--data-dir", str(tmp_path / "nowhere"),
+                             "--out", str(tmp_path / "r.tsv")]) == 2
+    assert _one_line(capsys).startswith(f"recommender.py batch: --store {url}: ")
+    assert (tmp_path / "not a database").read_bytes() == original
+
+
+@pytest.mark.parametrize("name, expected", [("recs.csv", "unknown output type"), ("folder", "is a folder"),
+                                            ("", "is a folder")])
 def test_batch_checks_output_before_work(name, expected, small_lastfm, tmp_path, capsys, no_work):
     (tmp_path / "folder").mkdir()
-    assert recommender.main(["batch", "--data-dir", str(small_lastfm[0]), "--out", str(tmp_path / name)]) == 2
+    out = str(tmp_path / name) if name else ""  # an empty --out is the current folder
+    assert recommender.main(["batch", "--data-dir", str(small_lastfm[0]), "--out", out]) == 2
     err = _one_line(capsys)
     assert name in err and expected in err and ".parquet" in err
 
@@ -124,6 +138,9 @@ def _read_tsv(path: Path):
     # 2 artists with listeners: user 3 (cold) gets 2 of 2, users 1/2 the other one
     ([(_sha(1), "m1", "A", 5), (_sha(2), "m2", "B", 3)], [_sha(1), _sha(2), _sha(3)],
      "1 users got 2 rows, 2 fewer, 0 none (2 with no artist left"),
+    # no usable play row at all (plays not a number): an empty catalogue, counted, not a crash
+    ([(_sha(1), "m1", "A", "many")], [_sha(1), _sha(2)],
+     "0 users got 20 rows, 0 fewer, 2 none (2 with no artist left that they have not played"),
 ])
 def test_batch_summary_counts_every_user(plays_rows, users, expected, tmp_path, capsys):
     folder = _write_lastfm(tmp_path / "in", plays_rows, users)
