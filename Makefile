@@ -2,9 +2,17 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+DIR_q1 := Q1
+DIR_q2 := Q2
+DIR_q3a := Q3a
+DIR_q3b := Q3b
+BENCH_q1  := bench_retention
+BENCH_q2  := bench_bytes
+BENCH_q3a := bench_grid
+BENCH_q3b := bench_recommender
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv bench clean run-q1 run-q2 run-q3a run-q3b
+.PHONY: run test test-fast sysdeps lint format venv clean run-q1 run-q2 run-q3a run-q3b bench-q1 bench-q2 bench-q3a bench-q3b
 
 venv: $(STAMP)
 
@@ -33,8 +41,35 @@ run-q3b: venv
 	@echo; echo "=== Q3b: user-user artist recommendations ==="
 	$(PY) Q3b/recommender.py demo
 
-test: venv
+# The whole suite (what CI runs); test-fast leaves out the tests marked slow (compile-heavy, servers, big data).
+test: venv sysdeps
 	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow"
+
+# Debian packages some tests compare against or start (as root with apt-get, e.g. in CI); elsewhere those tests skip
+# with a reason.
+SYS_PACKAGES := goaccess
+sysdeps:
+	@missing=""; for p in $(SYS_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "note: not installed:$$missing (apt-get install$$missing); the tests that need them skip"; fi
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Benchmarks run from inside their part's folder, so that its modules import by name; ARGS passes options.
+bench-q1 bench-q2 bench-q3a bench-q3b: bench-%: venv
+	cd $(DIR_$*) && ../$(PY) -m benchmarks.$(BENCH_$*) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -11,10 +11,11 @@
 
 uids look like Matomo visitor ids: 16 lower-case hex characters.
 """
+
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -64,8 +65,13 @@ def matomo_uids(user_numbers: np.ndarray, salt: int) -> np.ndarray:
     return np.frombuffer(hex_text, dtype="S16").astype(str)
 
 
-def uniform_events(n_events: int = 10_000, n_users: int = 1_000, start: dt.date = dt.date(2017, 4, 1),
-                   end: dt.date = dt.date(2017, 4, 10), seed: int = 42) -> pd.DataFrame:
+def uniform_events(
+    n_events: int = 10_000,
+    n_users: int = 1_000,
+    start: dt.date = dt.date(2017, 4, 1),
+    end: dt.date = dt.date(2017, 4, 10),
+    seed: int = 42,
+) -> pd.DataFrame:
     """The original uniformly random events, drawn with a seeded Faker.
 
     Returns
@@ -80,12 +86,15 @@ def uniform_events(n_events: int = 10_000, n_users: int = 1_000, start: dt.date 
     users = [fake.hexify("^" * 16) for _ in range(n_users)]
     first = dt.datetime.combine(start, dt.time())
     after_last = dt.datetime.combine(end + dt.timedelta(days=1), dt.time()) - dt.timedelta(seconds=1)
-    return pd.DataFrame({
-        "time": pd.to_datetime([fake.date_time_between(first, after_last).replace(microsecond=0)
-                                for _ in range(n_events)]).astype("datetime64[s]"),
-        "uid": [fake.random_element(users) for _ in range(n_events)],
-        "event_name": [fake.random_element(UNIFORM_EVENT_NAMES) for _ in range(n_events)],
-    })
+    return pd.DataFrame(
+        {
+            "time": pd.to_datetime(
+                [fake.date_time_between(first, after_last).replace(microsecond=0) for _ in range(n_events)]
+            ).astype("datetime64[s]"),
+            "uid": [fake.random_element(users) for _ in range(n_events)],
+            "event_name": [fake.random_element(UNIFORM_EVENT_NAMES) for _ in range(n_events)],
+        }
+    )
 
 
 def _split(total: int, parts: int) -> np.ndarray:
@@ -93,9 +102,16 @@ def _split(total: int, parts: int) -> np.ndarray:
     return np.diff(np.linspace(0, total, parts + 1).round().astype(np.int64))
 
 
-def app_events(n_events: int = 10_000, n_users: int = 1_000, start: dt.date = dt.date(2017, 4, 1),
-               end: dt.date = dt.date(2017, 4, 10), seed: int = 42, day1_return: float = 0.35,
-               decay: float = 0.5, chunk_users: int = 200_000) -> Iterator[pd.DataFrame]:
+def app_events(
+    n_events: int = 10_000,
+    n_users: int = 1_000,
+    start: dt.date = dt.date(2017, 4, 1),
+    end: dt.date = dt.date(2017, 4, 10),
+    seed: int = 42,
+    day1_return: float = 0.35,
+    decay: float = 0.5,
+    chunk_users: int = 200_000,
+) -> Iterator[pd.DataFrame]:
     """App-like events (see module docstring), yielded in chunks of whole users to bound memory.
 
     Yields
@@ -141,17 +157,24 @@ def app_events(n_events: int = 10_000, n_users: int = 1_000, start: dt.date = dt
         at = np.maximum(at, installed[user])
         uids = matomo_uids(np.arange(first_user, first_user + chunk_size), salt)
         names = APP_EVENT_NAMES[rng.choice(len(APP_EVENT_NAMES), n_extra, p=APP_EVENT_WEIGHTS)]
-        yield pd.DataFrame({
-            "time": epoch + np.concatenate([installed, at]).astype("timedelta64[s]"),
-            "uid": np.concatenate([uids, uids[user]]),
-            "event_name": np.concatenate([np.full(chunk_size, "FIRST_INSTALL"), names]),
-        })
+        yield pd.DataFrame(
+            {
+                "time": epoch + np.concatenate([installed, at]).astype("timedelta64[s]"),
+                "uid": np.concatenate([uids, uids[user]]),
+                "event_name": np.concatenate([np.full(chunk_size, "FIRST_INSTALL"), names]),
+            }
+        )
         first_user += chunk_size
 
 
-def generate_events(distribution: str = "app", n_events: int = 10_000, n_users: int = 1_000,
-                    start: dt.date = dt.date(2017, 4, 1), end: dt.date = dt.date(2017, 4, 10),
-                    seed: int = 42) -> Iterator[pd.DataFrame]:
+def generate_events(
+    distribution: str = "app",
+    n_events: int = 10_000,
+    n_users: int = 1_000,
+    start: dt.date = dt.date(2017, 4, 1),
+    end: dt.date = dt.date(2017, 4, 10),
+    seed: int = 42,
+) -> Iterator[pd.DataFrame]:
     """Events of either distribution as an iterator of DataFrame chunks (see :func:`app_events`).
 
     Raises

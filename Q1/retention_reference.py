@@ -4,6 +4,7 @@ It shares only the parameter objects with the SQL. Where the SQL compares raw ti
 bounds of local midnights, this module converts every event to its local calendar date and compares dates,
 so an error in either approach to days and time zones shows up as a disagreement.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Presentation of the cohort retention table: text, CSV and a PNG heatmap."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 
 REPORT_FILES = ("retention_table.csv", "retention_heatmap.png")
 
@@ -36,7 +36,9 @@ def report_paths(out_dir: Path, overwrite: bool = False) -> tuple[Path, Path]:
     if not existing.is_dir():
         raise ReportOutputError(f"--out {out_dir}: {existing} is a file, not a folder; pass --out with a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ReportOutputError(f"--out {out_dir}: folder {existing} is not writable; pass --out with a writable folder")
+        raise ReportOutputError(
+            f"--out {out_dir}: folder {existing} is not writable; pass --out with a writable folder"
+        )
     paths = tuple(out_dir / name for name in REPORT_FILES)
     for path in paths:
         if path.is_dir():
@@ -81,8 +83,15 @@ def write_retention_heatmap(table: pd.DataFrame, path: Path, title: str) -> Path
     ax.set_title(title)
     for (row, col), value in np.ndenumerate(shares):
         if not np.isnan(value):
-            ax.text(col, row, f"{100 * value:.0f}", ha="center", va="center",
-                    color="white" if 100 * value < 0.6 * vmax else "black", fontsize=8)
+            ax.text(
+                col,
+                row,
+                f"{100 * value:.0f}",
+                ha="center",
+                va="center",
+                color="white" if 100 * value < 0.6 * vmax else "black",
+                fontsize=8,
+            )
     fig.colorbar(image, ax=ax, label="% of cohort active", extend="max" if vmax < 100 else "neither")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,15 +9,16 @@ Rules (a user's real database may be on the other end):
 * an existing empty table with the right columns is filled, but gets no indexes (the schema is the owner's);
 * CREATE TABLE, COPY, CREATE INDEX and the stamp are one transaction: a failure leaves no partial table.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -54,9 +55,11 @@ def index_statements(table: str, cohort_event: str = COHORT_EVENT) -> list[sql.C
     base = table.rpartition(".")[2]
     return [
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (time) INCLUDE (uid) WHERE event_name = {}").format(
-            sql.Identifier(f"{base}_install_time_idx"), ident, sql.Literal(cohort_event)),
+            sql.Identifier(f"{base}_install_time_idx"), ident, sql.Literal(cohort_event)
+        ),
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (uid, time)").format(
-            sql.Identifier(f"{base}_uid_time_idx"), ident),
+            sql.Identifier(f"{base}_uid_time_idx"), ident
+        ),
     ]
 
 
@@ -71,8 +74,7 @@ def events_to_csv(frame: pd.DataFrame) -> bytes:
     return out.getvalue()
 
 
-def copy_events(cur, table: str, frames: Iterable[pd.DataFrame], total: int | None = None,
-                freeze: bool = False) -> int:
+def copy_events(cur, table: str, frames: Iterable[pd.DataFrame], total: int | None = None, freeze: bool = False) -> int:
     """COPY every frame into ``table`` through ``cur``; return the number of rows sent.
 
     ``freeze=True`` (only for a table created in the current transaction) writes the rows frozen and
@@ -80,11 +82,13 @@ def copy_events(cur, table: str, frames: Iterable[pd.DataFrame], total: int | No
     Shows a tqdm bar on a terminal. Does not commit.
     """
     options = sql.SQL("FORMAT csv, FREEZE" if freeze else "FORMAT csv")
-    statement = sql.SQL("COPY {} (time, uid, event_name) FROM STDIN WITH ({})").format(
-        table_identifier(table), options).as_string(cur)
+    statement = (
+        sql.SQL("COPY {} (time, uid, event_name) FROM STDIN WITH ({})")
+        .format(table_identifier(table), options)
+        .as_string(cur)
+    )
     rows = 0
-    with tqdm(total=total, unit="event", unit_scale=True, desc=f"COPY {table}",
-              disable=not sys.stderr.isatty()) as bar:
+    with tqdm(total=total, unit="event", unit_scale=True, desc=f"COPY {table}", disable=not sys.stderr.isatty()) as bar:
         for n_rows, payload in _prefetched_csv(frames):
             cur.copy_expert(statement, io.BytesIO(payload))
             rows += n_rows
@@ -111,8 +115,10 @@ def _prefetched_csv(frames: Iterable[pd.DataFrame]) -> Iterator[tuple[int, bytes
 
 def _table_state(cur, table: str) -> tuple[bool, bool, str | None]:
     """``(exists, has_rows, comment)`` of ``table``."""
-    cur.execute("SELECT to_regclass(%s) IS NOT NULL, obj_description(to_regclass(%s), 'pg_class')",
-                (table_identifier(table).as_string(cur),) * 2)
+    cur.execute(
+        "SELECT to_regclass(%s) IS NOT NULL, obj_description(to_regclass(%s), 'pg_class')",
+        (table_identifier(table).as_string(cur),) * 2,
+    )
     exists, comment = cur.fetchone()
     if not exists:
         return False, False, None
@@ -120,8 +126,9 @@ def _table_state(cur, table: str) -> tuple[bool, bool, str | None]:
     return True, cur.fetchone()[0], comment
 
 
-def seed_events(conn, table: str, frames: Iterable[pd.DataFrame], stamp: dict, replace: bool = False,
-                total: int | None = None) -> SeedReport:
+def seed_events(
+    conn, table: str, frames: Iterable[pd.DataFrame], stamp: dict, replace: bool = False, total: int | None = None
+) -> SeedReport:
     """Create ``table`` and load ``frames`` into it in one transaction (see module docstring for the rules).
 
     Parameters
@@ -169,8 +176,12 @@ def seed_events(conn, table: str, frames: Iterable[pd.DataFrame], stamp: dict, r
             if exists:
                 cur.execute(sql.SQL("DROP TABLE {}").format(ident))
             # Byte-order ("C") collation: ids have no linguistic order, and it lets index builds sort 2-3x faster.
-            cur.execute(sql.SQL('CREATE TABLE {} (time timestamp NOT NULL, uid text COLLATE "C" NOT NULL, '
-                                'event_name text COLLATE "C" NOT NULL)').format(ident))
+            cur.execute(
+                sql.SQL(
+                    'CREATE TABLE {} (time timestamp NOT NULL, uid text COLLATE "C" NOT NULL, '
+                    'event_name text COLLATE "C" NOT NULL)'
+                ).format(ident)
+            )
             started = time.perf_counter()
             rows = copy_events(cur, table, frames, total, freeze=True)
             seconds["copy"] = time.perf_counter() - started

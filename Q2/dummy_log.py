@@ -3,6 +3,7 @@
 Both generators are deterministic for a given ``random_state`` and write with numpy/pyarrow vector operations so a
 1 GB file takes seconds, not minutes.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,13 +18,41 @@ DUMMY_HEADER = "date\ttime\tsize\turl"
 DUMMY_EXTENSIONS = ("jpg", "js", "css")
 
 #: Columns of an AWS CloudFront standard log (the 33 fields documented in 2024). Older logs have a prefix of these.
-CLOUDFRONT_FIELDS = (
-    "date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) "
-    "cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken "
-    "x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status "
-    "fle-encrypted-fields c-port time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len "
-    "sc-range-start sc-range-end"
-).split()
+CLOUDFRONT_FIELDS = [
+    "date",
+    "time",
+    "x-edge-location",
+    "sc-bytes",
+    "c-ip",
+    "cs-method",
+    "cs(Host)",
+    "cs-uri-stem",
+    "sc-status",
+    "cs(Referer)",
+    "cs(User-Agent)",
+    "cs-uri-query",
+    "cs(Cookie)",
+    "x-edge-result-type",
+    "x-edge-request-id",
+    "x-host-header",
+    "cs-protocol",
+    "cs-bytes",
+    "time-taken",
+    "x-forwarded-for",
+    "ssl-protocol",
+    "ssl-cipher",
+    "x-edge-response-result-type",
+    "cs-protocol-version",
+    "fle-status",
+    "fle-encrypted-fields",
+    "c-port",
+    "time-to-first-byte",
+    "x-edge-detailed-result-type",
+    "sc-content-type",
+    "sc-content-len",
+    "sc-range-start",
+    "sc-range-end",
+]
 
 
 def _random_days_and_times(rng: np.random.Generator, n: int, first_day: dt.date, n_days: int):
@@ -57,7 +86,9 @@ def dummy_cdn_log_lines(n_records: int = 100_000, random_state: int = 2017) -> p
     return pc.binary_join_element_wise(dates, times, sizes, paths, "\t")
 
 
-def write_dummy_cdn_log(path: Path, n_records: int = 100_000, random_state: int = 2017, overwrite: bool = False) -> Path:
+def write_dummy_cdn_log(
+    path: Path, n_records: int = 100_000, random_state: int = 2017, overwrite: bool = False
+) -> Path:
     """Write the dummy CDN log (header line + ``n_records`` lines, '\\n' endings) to ``path`` and return it.
 
     Raises FileExistsError if ``path`` exists and ``overwrite`` is False: a user's file is never replaced silently.
@@ -71,8 +102,9 @@ def write_dummy_cdn_log(path: Path, n_records: int = 100_000, random_state: int 
     return path
 
 
-def cloudfront_log_chunk(n_lines: int, rng: np.random.Generator, first_day: dt.date = dt.date(2017, 8, 23),
-                         n_days: int = 4) -> bytes:
+def cloudfront_log_chunk(
+    n_lines: int, rng: np.random.Generator, first_day: dt.date = dt.date(2017, 8, 23), n_days: int = 4
+) -> bytes:
     """``n_lines`` CloudFront standard-log lines (33 tab-separated fields, '\\n' endings, no header) as bytes.
 
     Field values are realistic in shape (edge locations, ids, user agents, sizes); uri stems end in
@@ -85,24 +117,50 @@ def cloudfront_log_chunk(n_lines: int, rng: np.random.Generator, first_day: dt.d
     stems = pc.binary_join_element_wise(
         _pick(rng, ("/img/", "/static/", "/news/2017/08/", "/assets/%E6%96%B0%E8%81%9E/"), n),
         pa.array(rng.integers(0, 20000, size=n)).cast(pa.string()),
-        _pick(rng, (".jpg", ".jpg", ".jpeg", ".JPG", ".js", ".css", ".png", ".html"), n), "")
-    ua = ("Mozilla/5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko)"
-          "%20Chrome/60.0.3112.101%20Safari/537.36")
+        _pick(rng, (".jpg", ".jpg", ".jpeg", ".JPG", ".js", ".css", ".png", ".html"), n),
+        "",
+    )
+    ua = (
+        "Mozilla/5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko)"
+        "%20Chrome/60.0.3112.101%20Safari/537.36"
+    )
     request_ids = pc.binary_join_element_wise(
-        pa.array(rng.integers(10**15, 10**16, size=n)).cast(pa.string()), "EXAMPLEc2VyaWFsaXNlZA==", "")
+        pa.array(rng.integers(10**15, 10**16, size=n)).cast(pa.string()), "EXAMPLEc2VyaWFsaXNlZA==", ""
+    )
     columns = {
-        "date": dates, "time": times, "x-edge-location": _pick(rng, ("HKG60", "HKG62-C1", "NRT20", "SIN2"), n),
-        "sc-bytes": sizes, "c-ip": _pick(rng, ("192.0.2.10", "198.51.100.7", "2001:db8::1", "203.0.113.99"), n),
-        "cs-method": "GET", "cs(Host)": "d111111abcdef8.cloudfront.net", "cs-uri-stem": stems,
-        "sc-status": _pick(rng, ("200", "200", "200", "304", "404"), n), "cs(Referer)": "https://www.example.com/",
-        "cs(User-Agent)": ua, "cs-uri-query": _pick(rng, ("-", "-", "w=640&q=80"), n), "cs(Cookie)": "-",
-        "x-edge-result-type": _pick(rng, ("Hit", "Miss", "RefreshHit"), n), "x-edge-request-id": request_ids,
-        "x-host-header": "cdn.example.com", "cs-protocol": "https", "cs-bytes": "421", "time-taken": "0.003",
-        "x-forwarded-for": "-", "ssl-protocol": "TLSv1.3", "ssl-cipher": "TLS_AES_128_GCM_SHA256",
-        "x-edge-response-result-type": "Hit", "cs-protocol-version": "HTTP/2.0", "fle-status": "-",
-        "fle-encrypted-fields": "-", "c-port": "51234", "time-to-first-byte": "0.002",
-        "x-edge-detailed-result-type": "Hit", "sc-content-type": "image/jpeg", "sc-content-len": "-",
-        "sc-range-start": "-", "sc-range-end": "-",
+        "date": dates,
+        "time": times,
+        "x-edge-location": _pick(rng, ("HKG60", "HKG62-C1", "NRT20", "SIN2"), n),
+        "sc-bytes": sizes,
+        "c-ip": _pick(rng, ("192.0.2.10", "198.51.100.7", "2001:db8::1", "203.0.113.99"), n),
+        "cs-method": "GET",
+        "cs(Host)": "d111111abcdef8.cloudfront.net",
+        "cs-uri-stem": stems,
+        "sc-status": _pick(rng, ("200", "200", "200", "304", "404"), n),
+        "cs(Referer)": "https://www.example.com/",
+        "cs(User-Agent)": ua,
+        "cs-uri-query": _pick(rng, ("-", "-", "w=640&q=80"), n),
+        "cs(Cookie)": "-",
+        "x-edge-result-type": _pick(rng, ("Hit", "Miss", "RefreshHit"), n),
+        "x-edge-request-id": request_ids,
+        "x-host-header": "cdn.example.com",
+        "cs-protocol": "https",
+        "cs-bytes": "421",
+        "time-taken": "0.003",
+        "x-forwarded-for": "-",
+        "ssl-protocol": "TLSv1.3",
+        "ssl-cipher": "TLS_AES_128_GCM_SHA256",
+        "x-edge-response-result-type": "Hit",
+        "cs-protocol-version": "HTTP/2.0",
+        "fle-status": "-",
+        "fle-encrypted-fields": "-",
+        "c-port": "51234",
+        "time-to-first-byte": "0.002",
+        "x-edge-detailed-result-type": "Hit",
+        "sc-content-type": "image/jpeg",
+        "sc-content-len": "-",
+        "sc-range-start": "-",
+        "sc-range-end": "-",
     }
     lines = pc.binary_join_element_wise(*[columns[name] for name in CLOUDFRONT_FIELDS], "\t")
     return ("\n".join(lines.to_pylist()) + "\n").encode()

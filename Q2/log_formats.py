@@ -14,13 +14,15 @@ Formats (field references):
   variants seen in real files (vhost or forwarded-for prefixes, missing ident/user, extra trailing fields).
 - ``s3``: Amazon S3 server access logs (docs.aws.amazon.com/AmazonS3/latest/userguide/LogFormat.html).
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional, Union
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -30,18 +32,21 @@ COMMENT = "comment"
 BLANK = "blank"
 
 #: Columns of the normalised record table every parser returns (one row per usable log line).
-RECORD_SCHEMA = pa.schema([
-    ("day", pa.string()),         # 'YYYY-MM-DD', calendar day as written in the log (its own offset)
-    ("time", pa.string()),        # 'HH:MM:SS'
-    ("utc_offset", pa.string()),  # '+HHMM'/'-HHMM'; '+0000' for UTC formats and for the zone-less dummy log
-    ("bytes", pa.int64()),        # response size in bytes, 0 where the log wrote '-'
-    ("bytes_missing", pa.bool_()),  # True where the log wrote '-' for the size
-    ("target", pa.binary()),      # URL or path as written (percent-encoded, may hold query/fragment, any bytes)
-])
+RECORD_SCHEMA = pa.schema(
+    [
+        ("day", pa.string()),  # 'YYYY-MM-DD', calendar day as written in the log (its own offset)
+        ("time", pa.string()),  # 'HH:MM:SS'
+        ("utc_offset", pa.string()),  # '+HHMM'/'-HHMM'; '+0000' for UTC formats and for the zone-less dummy log
+        ("bytes", pa.int64()),  # response size in bytes, 0 where the log wrote '-'
+        ("bytes_missing", pa.bool_()),  # True where the log wrote '-' for the size
+        ("target", pa.binary()),  # URL or path as written (percent-encoded, may hold query/fragment, any bytes)
+    ]
+)
 
 
 class Record(NamedTuple):
     """One usable log line: the fields of :data:`RECORD_SCHEMA`, as Python values."""
+
     day: str
     time: str
     utc_offset: str
@@ -53,10 +58,11 @@ class Record(NamedTuple):
 @dataclass(frozen=True)
 class Malformed:
     """A line that is neither a record, a comment nor blank; ``reason`` names the bad field."""
+
     reason: str
 
 
-LineResult = Union[Record, Malformed, str]
+LineResult = Record | Malformed | str
 
 
 @dataclass
@@ -69,6 +75,7 @@ class BlockResult:
     dropped: number of valid lines left out of ``records`` because the :class:`Prefilter` says the query cannot
         match them (they are records that do not match, not rejected lines).
     """
+
     records: pa.Table
     rejected: np.ndarray
     n_lines: int
@@ -87,19 +94,23 @@ class Prefilter:
         one of them (ASCII case-insensitively): a superset of the exact extension rule.
     The tab formats (numba kernel) apply it; the CLF/S3 regex path ignores it.
     """
+
     day_low: int = 0
     day_high: int = 99991231
     extensions: tuple = ()
 
     @classmethod
-    def for_query(cls, start: dt.date, end: dt.date, extensions, tz_given: bool) -> "Prefilter":
+    def for_query(cls, start: dt.date, end: dt.date, extensions, tz_given: bool) -> Prefilter:
         """Prefilter for days ``start``..``end`` and ``extensions`` (lower-case names without the dot); with
         ``tz_given`` one more day each side."""
         if tz_given:
             start = start - dt.timedelta(days=1) if start > dt.date.min else start
             end = end + dt.timedelta(days=1) if end < dt.date.max else end
-        return cls(start.year * 10000 + start.month * 100 + start.day, end.year * 10000 + end.month * 100 + end.day,
-                   tuple(sorted(b"." + e.encode() for e in extensions)))
+        return cls(
+            start.year * 10000 + start.month * 100 + start.day,
+            end.year * 10000 + end.month * 100 + end.day,
+            tuple(sorted(b"." + e.encode() for e in extensions)),
+        )
 
     @functools.cached_property
     def extension_table(self) -> tuple:
@@ -107,7 +118,7 @@ class Prefilter:
         width = max((len(e) for e in self.extensions), default=1)
         table = np.zeros((len(self.extensions), width), np.uint8)
         for row, ext in enumerate(self.extensions):
-            table[row, :len(ext)] = np.frombuffer(ext, np.uint8)
+            table[row, : len(ext)] = np.frombuffer(ext, np.uint8)
         return table, np.array([len(e) for e in self.extensions], np.int64)
 
 
@@ -118,6 +129,7 @@ KEEP_ALL = Prefilter()
 @dataclass(frozen=True)
 class TabLayout:
     """Where the needed columns are in a tab-separated format: 0-based indices and the declared column count."""
+
     names: tuple
     day: int
     time: int
@@ -132,7 +144,8 @@ class TabLayout:
 @dataclass
 class ParserState:
     """Per-file mutable state: the tab layout, which a ``#Fields:`` line may change mid-file."""
-    layout: Optional[TabLayout] = None
+
+    layout: TabLayout | None = None
 
 
 @dataclass
@@ -146,6 +159,7 @@ class BlockIndex:
     headers: [(line index, layout)] for the header lines of a tab-separated format, in order; the layout is None when
         the header lacks a needed column (the lines under it are then malformed).
     """
+
     data: np.ndarray
     line_ends: np.ndarray
     headers: list = field(default_factory=list)
@@ -164,9 +178,9 @@ class BlockIndex:
 
     def line(self, i: int) -> bytes:
         """Line ``i`` (0-based) without its '\\n'."""
-        return self.data[self.line_offsets[i]:self.line_ends[i]].tobytes()
+        return self.data[self.line_offsets[i] : self.line_ends[i]].tobytes()
 
-    def state_after(self, state: "ParserState") -> "ParserState":
+    def state_after(self, state: ParserState) -> ParserState:
         """The parser state at the end of the block when it starts in ``state``: the last header line's layout."""
         return ParserState(self.headers[-1][1]) if self.headers else state
 
@@ -185,6 +199,7 @@ class LogFormat:
     Indexing needs no state, so blocks can be indexed in parallel and each block's starting state chained from the
     previous block's index (``BlockIndex.state_after``).
     """
+
     name: str
     description: str
     looks_like: Callable[[bytes], bool]
@@ -220,7 +235,7 @@ def _valid_time(t: bytes) -> bool:
 def _shown(field: bytes, width: int = 40) -> str:
     """A raw field for a malformed-line reason: quoted text (UTF-8, other bytes as \\xNN), at most ``width``
     characters, not a Python bytes literal."""
-    text = field[:4 * width].decode("utf-8", "backslashreplace")[:width]
+    text = field[: 4 * width].decode("utf-8", "backslashreplace")[:width]
     return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"
 
 
@@ -240,7 +255,7 @@ def _strip_eol(line: bytes) -> bytes:
     return line.rstrip(b"\r\n")
 
 
-def _blank_or_comment(text: bytes) -> Optional[str]:
+def _blank_or_comment(text: bytes) -> str | None:
     """BLANK for whitespace-only text, COMMENT for text starting with '#', else None."""
     if not text.strip():
         return BLANK
@@ -248,6 +263,7 @@ def _blank_or_comment(text: bytes) -> Optional[str]:
 
 
 # ---------------------------------------------------------------- shared vector checks (pyarrow side)
+
 
 def _valid_day_vec(day: pa.Array) -> pa.Array:
     """True where ``day`` (binary) is a real 'YYYY-MM-DD' date, by the same rule as the per-line parser.
@@ -264,7 +280,7 @@ _TIME_RE2 = r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
 
 def _records_table(day, time, offset, size, target, keep: pa.Array) -> pa.Table:
     """Build the RECORD_SCHEMA table from binary columns, keeping rows where ``keep`` is True (already validated)."""
-    if not pc.all(keep).as_py():   # usually every line is kept: then no copies
+    if not pc.all(keep).as_py():  # usually every line is kept: then no copies
         day, time, size, target = (pc.filter(c, keep) for c in (day, time, size, target))
         if not isinstance(offset, str):
             offset = pc.filter(offset, keep)
@@ -273,8 +289,16 @@ def _records_table(day, time, offset, size, target, keep: pa.Array) -> pa.Table:
     missing = pc.equal(size, b"-")
     numbers = pc.if_else(missing, b"0", size).cast(pa.string()).cast(pa.int64())
     return pa.Table.from_arrays(
-        [day.cast(pa.string()), time.cast(pa.string()), offset.cast(pa.string()), numbers, missing,
-         target.cast(pa.binary())], schema=RECORD_SCHEMA)
+        [
+            day.cast(pa.string()),
+            time.cast(pa.string()),
+            offset.cast(pa.string()),
+            numbers,
+            missing,
+            target.cast(pa.binary()),
+        ],
+        schema=RECORD_SCHEMA,
+    )
 
 
 def _index_lines(block) -> BlockIndex:
@@ -288,9 +312,10 @@ def _index_lines(block) -> BlockIndex:
 
 def _line_array(index: BlockIndex) -> pa.Array:
     """The lines of an indexed block as a binary array (zero-copy; each line keeps its '\\n')."""
-    offsets = index.line_offsets.astype(np.int32)   # blocks are far below 2 GiB
-    return pa.BinaryArray.from_buffers(pa.binary(), index.n_lines,
-                                       [None, pa.py_buffer(offsets), pa.py_buffer(index.data)])
+    offsets = index.line_offsets.astype(np.int32)  # blocks are far below 2 GiB
+    return pa.BinaryArray.from_buffers(
+        pa.binary(), index.n_lines, [None, pa.py_buffer(offsets), pa.py_buffer(index.data)]
+    )
 
 
 # ---------------------------------------------------------------- tab-separated formats (tsv, cloudfront)
@@ -298,11 +323,36 @@ def _line_array(index: BlockIndex) -> pa.Array:
 TSV_COLUMNS = ("date", "time", "size", "url")
 CLOUDFRONT_COLUMNS = {"day": "date", "time": "time", "size": "sc-bytes", "target": "cs-uri-stem"}
 #: Field list assumed when a CloudFront file has no ``#Fields:`` line (the first 26 standard fields, 2019-2024).
-CLOUDFRONT_DEFAULT_FIELDS = tuple((
-    "date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) "
-    "cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken "
-    "x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status "
-    "fle-encrypted-fields").split())
+CLOUDFRONT_DEFAULT_FIELDS = tuple(
+    [
+        "date",
+        "time",
+        "x-edge-location",
+        "sc-bytes",
+        "c-ip",
+        "cs-method",
+        "cs(Host)",
+        "cs-uri-stem",
+        "sc-status",
+        "cs(Referer)",
+        "cs(User-Agent)",
+        "cs-uri-query",
+        "cs(Cookie)",
+        "x-edge-result-type",
+        "x-edge-request-id",
+        "x-host-header",
+        "cs-protocol",
+        "cs-bytes",
+        "time-taken",
+        "x-forwarded-for",
+        "ssl-protocol",
+        "ssl-cipher",
+        "x-edge-response-result-type",
+        "cs-protocol-version",
+        "fle-status",
+        "fle-encrypted-fields",
+    ]
+)
 
 
 def layout_from_names(names, mapping: dict) -> TabLayout:
@@ -321,17 +371,17 @@ def _tab_fields(line: bytes) -> list:
     return _strip_eol(line).split(b"\t")
 
 
-_NO_HEADER = object()   # returned by header readers for lines that are not header lines
+_NO_HEADER = object()  # returned by header readers for lines that are not header lines
 
 
 def _make_tab_parse_line(read_header: Callable, offset: bytes = b"+0000") -> Callable[[bytes, ParserState], LineResult]:
     def parse_line(line: bytes, state: ParserState) -> LineResult:
         text = _strip_eol(line)
-        if not text.strip():   # before the header check: a blank line is never a header
+        if not text.strip():  # before the header check: a blank line is never a header
             return BLANK
         header = read_header(text)
         if header is not _NO_HEADER:
-            state.layout = header   # None when the header lacks a needed column: later lines become malformed
+            state.layout = header  # None when the header lacks a needed column: later lines become malformed
             return COMMENT
         kind = _blank_or_comment(text)
         if kind:
@@ -343,6 +393,7 @@ def _make_tab_parse_line(read_header: Callable, offset: bytes = b"+0000") -> Cal
         if len(fields) < layout.needed:
             return Malformed(f"{len(fields)} tab-separated fields, needs at least {layout.needed}")
         return _record(fields[layout.day], fields[layout.time], offset, fields[layout.size], fields[layout.target])
+
     return parse_line
 
 
@@ -350,6 +401,7 @@ def _tab_kernel():
     """The numba kernels (module ``tab_kernel``), imported on first use: numba takes ~0.35 s to import, which the
     CLF/S3 formats and the command line's checks do not need to pay."""
     import tab_kernel
+
     return tab_kernel
 
 
@@ -359,6 +411,7 @@ def _make_tab_index_block(is_header_start: np.ndarray, read_header: Callable) ->
     is_header_start: bool array of shape (256,), True for the bytes a header line can start with ('#' for CloudFront,
     any but a digit for tsv); only those lines are passed to ``read_header``.
     """
+
     def index_block(block) -> BlockIndex:
         data = np.frombuffer(block, np.uint8)
         index = BlockIndex(data, _tab_kernel().find_line_ends(data))
@@ -367,18 +420,20 @@ def _make_tab_index_block(is_header_start: np.ndarray, read_header: Callable) ->
             if header is not _NO_HEADER:
                 index.headers.append((i, header))
         return index
+
     return index_block
 
 
 def _fixed_width_strings(cells: np.ndarray) -> pa.Array:
     """String array from an ASCII uint8 array of shape (n, width), one value per row (one copy)."""
     n, width = cells.shape
-    offsets = (np.arange(n + 1, dtype=np.int32) * width)
+    offsets = np.arange(n + 1, dtype=np.int32) * width
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(cells)))
 
 
-def _tab_fast_path(index: BlockIndex, first_line: int, end_line: int, layout: Optional[TabLayout],
-                   offset: str, prefilter: Prefilter) -> tuple:
+def _tab_fast_path(
+    index: BlockIndex, first_line: int, end_line: int, layout: TabLayout | None, offset: str, prefilter: Prefilter
+) -> tuple:
     """(records table, rejected line indices, number of lines dropped by ``prefilter``) for the lines
     first_line..end_line-1 of a header-free run, read by the numba kernel ``tab_kernel.parse_tab_lines`` (its
     docstring has the acceptance rule). Rejected lines are for ``parse_line``."""
@@ -388,23 +443,43 @@ def _tab_fast_path(index: BlockIndex, first_line: int, end_line: int, layout: Op
     kernel = _tab_kernel()
     ext_table, ext_lengths = prefilter.extension_table
     verdicts, days, times, sizes, missing, target_starts, target_ends = kernel.parse_tab_lines(
-        index.data, index.line_offsets[first_line:end_line], index.line_ends[first_line:end_line], layout.day,
-        layout.time, layout.size, layout.target, layout.needed, prefilter.day_low, prefilter.day_high, ext_table,
-        ext_lengths, kernel.DAYS_IN_MONTH)
+        index.data,
+        index.line_offsets[first_line:end_line],
+        index.line_ends[first_line:end_line],
+        layout.day,
+        layout.time,
+        layout.size,
+        layout.target,
+        layout.needed,
+        prefilter.day_low,
+        prefilter.day_high,
+        ext_table,
+        ext_lengths,
+        kernel.DAYS_IN_MONTH,
+    )
     target_offsets, target_values = kernel.gather_cells(index.data, target_starts, target_ends)
     n = len(sizes)
     zone = np.frombuffer(offset.encode(), np.uint8)
     table = pa.Table.from_arrays(
-        [_fixed_width_strings(days), _fixed_width_strings(times),
-         _fixed_width_strings(np.broadcast_to(zone, (n, len(zone)))), pa.array(sizes), pa.array(missing),
-         pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(target_offsets),
-                                                      pa.py_buffer(target_values)])], schema=RECORD_SCHEMA)
+        [
+            _fixed_width_strings(days),
+            _fixed_width_strings(times),
+            _fixed_width_strings(np.broadcast_to(zone, (n, len(zone)))),
+            pa.array(sizes),
+            pa.array(missing),
+            pa.BinaryArray.from_buffers(
+                pa.binary(), n, [None, pa.py_buffer(target_offsets), pa.py_buffer(target_values)]
+            ),
+        ],
+        schema=RECORD_SCHEMA,
+    )
     return table, lines[verdicts == kernel.REJECTED], int(np.count_nonzero(verdicts == kernel.DROPPED))
 
 
 def _make_tab_parse_indexed(offset: str = "+0000") -> Callable[..., BlockResult]:
     """parse_indexed for a tab-separated format: the fast path over each run of lines between header lines, with the
     layout in force there; header lines themselves are left to parse_line."""
+
     def parse_indexed(index: BlockIndex, state: ParserState, prefilter: Prefilter = KEEP_ALL) -> BlockResult:
         tables, rejected, dropped, layout, start = [], [], 0, state.layout, 0
         for header_line, header_layout in index.headers + [(index.n_lines, None)]:
@@ -416,6 +491,7 @@ def _make_tab_parse_indexed(offset: str = "+0000") -> Callable[..., BlockResult]
                 rejected.append(np.array([header_line]))
             layout, start = header_layout, header_line + 1
         return BlockResult(pa.concat_tables(tables), np.concatenate(rejected), index.n_lines, dropped)
+
     return parse_indexed
 
 
@@ -434,7 +510,7 @@ def _tsv_header(text: bytes):
 #: tsv data lines start with a digit, so only lines starting with another byte are read as possible header lines
 #: (names are stripped: " date\ttime..." is a header to the per-line parser too).
 _TSV_HEADER_START = np.ones(256, bool)
-_TSV_HEADER_START[ord("0"):ord("9") + 1] = False
+_TSV_HEADER_START[ord("0") : ord("9") + 1] = False
 
 
 def _tsv_default_layout() -> TabLayout:
@@ -443,7 +519,7 @@ def _tsv_default_layout() -> TabLayout:
 
 def _cloudfront_names(text: bytes) -> list:
     """Column names of a ``#Fields:`` line (whitespace-separated after the prefix)."""
-    return text[len(b"#Fields:"):].decode("utf-8", "replace").split()
+    return text[len(b"#Fields:") :].decode("utf-8", "replace").split()
 
 
 def _cloudfront_header(text: bytes):
@@ -464,8 +540,12 @@ def _cloudfront_default_layout() -> TabLayout:
 def _looks_like_tab(min_fields: int, max_fields: int) -> Callable[[bytes], bool]:
     def looks_like(line: bytes) -> bool:
         fields = _tab_fields(line)
-        return min_fields <= len(fields) <= max_fields and bool(_DATE.fullmatch(fields[0])) and \
-            bool(_TIME.fullmatch(fields[1]))
+        return (
+            min_fields <= len(fields) <= max_fields
+            and bool(_DATE.fullmatch(fields[0]))
+            and bool(_TIME.fullmatch(fields[1]))
+        )
+
     return looks_like
 
 
@@ -478,8 +558,10 @@ _QUOTED = r'"((?:[^"\\]|\\.)*)"'
 # the size (combined format, response times) are ignored.
 CLF_PATTERN = r"^[^\n]*?" + _CLF_TIME + " " + _QUOTED + r" (\d{3}|-) (\d{1,18}|-)(?: [^\n]*)?[\r\n]*$"
 # Fields are split on single spaces ([^ ]), not \S: RE2 and Python disagree on whether \v is whitespace.
-S3_PATTERN = (r"^[^ ]+ [^ ]+ " + _CLF_TIME + r" [^ ]+ [^ ]+ [^ ]+ [^ ]+ ([^ ]+) (?:" + _QUOTED + r"|-) (\d{3}|-) [^ ]+ "
-              r"(\d{1,18}|-)(?: [^\n]*)?[\r\n]*$")
+S3_PATTERN = (
+    r"^[^ ]+ [^ ]+ " + _CLF_TIME + r" [^ ]+ [^ ]+ [^ ]+ [^ ]+ ([^ ]+) (?:" + _QUOTED + r"|-) (\d{3}|-) [^ ]+ "
+    r"(\d{1,18}|-)(?: [^\n]*)?[\r\n]*$"
+)
 _CLF_GROUPS = ("dd", "mon", "year", "time", "offset", "request", "status", "size")
 _S3_GROUPS = ("dd", "mon", "year", "time", "offset", "key", "request", "status", "size")
 _REQUEST_TARGET = re.compile(rb"^[^ ]+ ([^ ]+)")
@@ -492,17 +574,19 @@ def _target_of_request(request: bytes) -> bytes:
     return match.group(1) if match else b""
 
 
-def _bracket_record(day: bytes, mon: bytes, year: bytes, time: bytes, offset: bytes, size: bytes,
-                    target: bytes) -> LineResult:
+def _bracket_record(
+    day: bytes, mon: bytes, year: bytes, time: bytes, offset: bytes, size: bytes, target: bytes
+) -> LineResult:
     month = _MONTH_NUMBER.get(mon)
     if month is None:
         return Malformed(f"bad month {_shown(mon)}")
     return _record(year + b"-" + month + b"-" + day, time, offset, size, target)
 
 
-def _make_bracket_parse_line(regex: "re.Pattern", what: str) -> Callable[[bytes, ParserState], LineResult]:
+def _make_bracket_parse_line(regex: re.Pattern, what: str) -> Callable[[bytes, ParserState], LineResult]:
     """parse_line for a space-separated format with a [time] field; ``regex`` has the named groups of
     _CLF_GROUPS (_S3_GROUPS for S3, with ``key``)."""
+
     def parse_line(line: bytes, state: ParserState) -> LineResult:
         text = _strip_eol(line)
         kind = _blank_or_comment(text)
@@ -517,6 +601,7 @@ def _make_bracket_parse_line(regex: "re.Pattern", what: str) -> Callable[[bytes,
         if not target and g.get("key", b"-") != b"-":
             target = g["key"]
         return _bracket_record(g["dd"], g["mon"], g["year"], g["time"], g["offset"], g["size"], target)
+
     return parse_line
 
 
@@ -530,10 +615,10 @@ def _bracket_columns(extracted: pa.StructArray, first: int):
 
 
 def _make_regex_parse_indexed(pattern: str, s3: bool) -> Callable[..., BlockResult]:
-    named = _name_groups(pattern, _S3_GROUPS if s3 else _CLF_GROUPS)   # pyarrow's extract_regex needs names
+    named = _name_groups(pattern, _S3_GROUPS if s3 else _CLF_GROUPS)  # pyarrow's extract_regex needs names
 
     def parse_indexed(index: BlockIndex, state: ParserState, prefilter: Prefilter = KEEP_ALL) -> BlockResult:
-        lines = _line_array(index)   # no prefilter here: RE2 over the whole line is most of the cost anyway
+        lines = _line_array(index)  # no prefilter here: RE2 over the whole line is most of the cost anyway
         extracted = pc.extract_regex(lines, named)
         day, time, offset, month_ok = _bracket_columns(extracted, 0)
         request = pc.fill_null(extracted.field("request"), b"")
@@ -544,8 +629,10 @@ def _make_regex_parse_indexed(pattern: str, s3: bool) -> Callable[..., BlockResu
         keep = pc.and_kleene(pc.and_kleene(pc.is_valid(extracted), month_ok), _valid_day_vec(day))
         keep = pc.fill_null(keep, False)
         rejected = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
-        return BlockResult(_records_table(day, time, offset, extracted.field("size"), target, keep), rejected,
-                           len(lines))
+        return BlockResult(
+            _records_table(day, time, offset, extracted.field("size"), target, keep), rejected, len(lines)
+        )
+
     return parse_indexed
 
 
@@ -555,7 +642,7 @@ def _name_groups(pattern: str, names) -> str:
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\":
-            out.append(pattern[i:i + 2])
+            out.append(pattern[i : i + 2])
             i += 2
             continue
         if ch == "(" and not pattern.startswith("(?", i):
@@ -576,30 +663,46 @@ _S3_RE = re.compile(_name_groups(S3_PATTERN, _S3_GROUPS).encode())
 
 FORMATS = {
     "tsv": LogFormat(
-        "tsv", "tab-separated 'date time size url' with a header line (the take-home's dummy CDN log)",
-        _looks_like_tab(4, 6), _make_tab_parse_line(_tsv_header),
-        _make_tab_index_block(_TSV_HEADER_START, _tsv_header), _make_tab_parse_indexed(),
-        initial_state=lambda: ParserState(_tsv_default_layout())),
+        "tsv",
+        "tab-separated 'date time size url' with a header line (the take-home's dummy CDN log)",
+        _looks_like_tab(4, 6),
+        _make_tab_parse_line(_tsv_header),
+        _make_tab_index_block(_TSV_HEADER_START, _tsv_header),
+        _make_tab_parse_indexed(),
+        initial_state=lambda: ParserState(_tsv_default_layout()),
+    ),
     "cloudfront": LogFormat(
-        "cloudfront", "AWS CloudFront standard log (#Fields: header, tab-separated, UTC)",
-        _looks_like_tab(15, 1000), _make_tab_parse_line(_cloudfront_header),
-        _make_tab_index_block(_CLOUDFRONT_HEADER_START, _cloudfront_header), _make_tab_parse_indexed(),
-        initial_state=lambda: ParserState(_cloudfront_default_layout())),
+        "cloudfront",
+        "AWS CloudFront standard log (#Fields: header, tab-separated, UTC)",
+        _looks_like_tab(15, 1000),
+        _make_tab_parse_line(_cloudfront_header),
+        _make_tab_index_block(_CLOUDFRONT_HEADER_START, _cloudfront_header),
+        _make_tab_parse_indexed(),
+        initial_state=lambda: ParserState(_cloudfront_default_layout()),
+    ),
     "clf": LogFormat(
-        "clf", "Apache/Nginx common or combined log format", lambda line: bool(_CLF_RE.match(_strip_eol(line))),
-        _make_bracket_parse_line(_CLF_RE, "a common/combined log line ([time] \"request\" status size)"),
-        _index_lines, _make_regex_parse_indexed(CLF_PATTERN, s3=False)),
+        "clf",
+        "Apache/Nginx common or combined log format",
+        lambda line: bool(_CLF_RE.match(_strip_eol(line))),
+        _make_bracket_parse_line(_CLF_RE, 'a common/combined log line ([time] "request" status size)'),
+        _index_lines,
+        _make_regex_parse_indexed(CLF_PATTERN, s3=False),
+    ),
     "s3": LogFormat(
-        "s3", "Amazon S3 server access log", lambda line: bool(_S3_RE.match(_strip_eol(line))),
-        _make_bracket_parse_line(_S3_RE, "an S3 server access log line"), _index_lines,
-        _make_regex_parse_indexed(S3_PATTERN, s3=True)),
+        "s3",
+        "Amazon S3 server access log",
+        lambda line: bool(_S3_RE.match(_strip_eol(line))),
+        _make_bracket_parse_line(_S3_RE, "an S3 server access log line"),
+        _index_lines,
+        _make_regex_parse_indexed(S3_PATTERN, s3=True),
+    ),
 }
 
 #: Order in which detection tries formats on a sample line: the most specific shapes first.
 DETECTION_ORDER = ("cloudfront", "tsv", "s3", "clf")
 
 
-def detect_format(sample_lines) -> Optional[str]:
+def detect_format(sample_lines) -> str | None:
     """Name of the format of a file, judged from its first lines (bytes, BOM already removed); None if unknown.
 
     A ``#Version``/``#Fields:`` line means CloudFront and a 'date time size url' header means tsv; otherwise the
@@ -621,7 +724,7 @@ def detect_format(sample_lines) -> Optional[str]:
     return best if scores[best] > 0 else None
 
 
-def header_missing_columns(sample_lines, name: Optional[str]) -> Optional[tuple]:
+def header_missing_columns(sample_lines, name: str | None) -> tuple | None:
     """(line number from 1, missing column names, header names, needed names) when the first header line of a
     file lacks a column that format ``name`` needs (None: whichever of tsv/cloudfront the header is for); None
     when there is no such problem.

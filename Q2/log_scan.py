@@ -12,6 +12,7 @@ Definitions (see Q2/README.md):
   is whole days, inclusive at both ends;
 - bytes: the response size field; '-' counts as 0 and is counted in ``bytes_missing``.
 """
+
 from __future__ import annotations
 
 import collections
@@ -22,9 +23,10 @@ import io
 import re
 import sys
 import zlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterator, Optional
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -35,9 +37,17 @@ from log_formats import BLANK, COMMENT, FORMATS, RECORD_SCHEMA, Record
 
 BLOCK_SIZE = 16 * 1024 * 1024
 #: Extensions that name the same file type; ``exact_ext`` turns the aliasing off.
-EXTENSION_ALIASES = {"jpg": {"jpeg"}, "jpeg": {"jpg"}, "tif": {"tiff"}, "tiff": {"tif"},
-                     "htm": {"html"}, "html": {"htm"}, "mpg": {"mpeg"}, "mpeg": {"mpg"}}
-_INT64_MAX = 2 ** 63 - 1
+EXTENSION_ALIASES = {
+    "jpg": {"jpeg"},
+    "jpeg": {"jpg"},
+    "tif": {"tiff"},
+    "tiff": {"tif"},
+    "htm": {"html"},
+    "html": {"htm"},
+    "mpg": {"mpeg"},
+    "mpeg": {"mpg"},
+}
+_INT64_MAX = 2**63 - 1
 
 
 class LogInputError(ValueError):
@@ -52,11 +62,12 @@ class BytesQuery:
     tz: IANA zone name; when given, each request's day is taken in that zone instead of the log's own offset.
     Raises ValueError if no extension is given or ``start`` is after ``end``.
     """
+
     extensions: tuple = ("jpg",)
     start: dt.date = dt.date(2017, 8, 24)
     end: dt.date = dt.date(2017, 8, 25)
     exact_ext: bool = False
-    tz: Optional[str] = None
+    tz: str | None = None
 
     def __post_init__(self):
         if not self.extensions:
@@ -75,6 +86,7 @@ class BytesQuery:
 @dataclass
 class FileAccounting:
     """What happened to every line of one input: lines_read == used + not_matching + malformed + comment + blank."""
+
     source: str
     format: str
     lines_read: int = 0
@@ -83,21 +95,28 @@ class FileAccounting:
     malformed_lines: int = 0
     comment_lines: int = 0
     blank_lines: int = 0
-    malformed_examples: list = field(default_factory=list)   # (line number from 1, reason, line text)
+    malformed_examples: list = field(default_factory=list)  # (line number from 1, reason, line text)
 
     def is_balanced(self) -> bool:
-        return self.lines_read == (self.lines_used + self.lines_not_matching + self.malformed_lines
-                                   + self.comment_lines + self.blank_lines)
+        return self.lines_read == (
+            self.lines_used + self.lines_not_matching + self.malformed_lines + self.comment_lines + self.blank_lines
+        )
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "malformed_examples"}
 
-    def add_block(self, block: "FileAccounting", first_line: int, max_examples: int) -> None:
+    def add_block(self, block: FileAccounting, first_line: int, max_examples: int) -> None:
         """Fold in a block's counts; its examples' 0-based line indices become file line numbers from 1."""
-        for index, reason, text in block.malformed_examples[:max(0, max_examples - len(self.malformed_examples))]:
+        for index, reason, text in block.malformed_examples[: max(0, max_examples - len(self.malformed_examples))]:
             self.malformed_examples.append((first_line + index + 1, reason, text))
-        for key in ("lines_read", "lines_used", "lines_not_matching", "malformed_lines", "comment_lines",
-                    "blank_lines"):
+        for key in (
+            "lines_read",
+            "lines_used",
+            "lines_not_matching",
+            "malformed_lines",
+            "comment_lines",
+            "blank_lines",
+        ):
             setattr(self, key, getattr(self, key) + getattr(block, key))
 
 
@@ -108,6 +127,7 @@ class BytesSummary:
     by_day / by_extension: key -> [bytes, requests]. Bytes per URL path are kept as pyarrow tables of
     (path, bytes) and re-aggregated as they grow, so memory grows with distinct URL paths, not with lines.
     """
+
     total_bytes: int = 0
     requests: int = 0
     bytes_missing: int = 0
@@ -120,7 +140,7 @@ class BytesSummary:
     def malformed_lines(self) -> int:
         return sum(f.malformed_lines for f in self.files)
 
-    def add(self, other: "BytesSummary") -> None:
+    def add(self, other: BytesSummary) -> None:
         """Fold ``other`` (a block's or a file's summary) into this one."""
         self.total_bytes += other.total_bytes
         self.requests += other.requests
@@ -139,8 +159,9 @@ class BytesSummary:
 
     def _bytes_by_url(self) -> pa.Table:
         # No per-URL sum can exceed the grand total; past 2**63 - 1 use decimal128(38, 0), which cannot wrap.
-        exact = pa.schema([("path", pa.binary()),
-                           ("bytes", pa.int64() if self.total_bytes <= _INT64_MAX else pa.decimal128(38, 0))])
+        exact = pa.schema(
+            [("path", pa.binary()), ("bytes", pa.int64() if self.total_bytes <= _INT64_MAX else pa.decimal128(38, 0))]
+        )
         tables = [t.cast(exact) for t in self.url_tables]
         if not tables:
             return exact.empty_table()
@@ -151,20 +172,28 @@ class BytesSummary:
 
         Paths are shown as UTF-8 with other bytes escaped (\\xNN).
         """
-        table = self._bytes_by_url()   # paths are already decoded (per block, in summarise_selection)
-        if table.num_rows and n > 0:   # select_k: top n without sorting every path; ties broken by path
-            table = table.take(pc.select_k_unstable(table, k=min(n, table.num_rows),
-                                                    sort_keys=[("bytes", "descending"), ("path", "ascending")]))
+        table = self._bytes_by_url()  # paths are already decoded (per block, in summarise_selection)
+        if table.num_rows and n > 0:  # select_k: top n without sorting every path; ties broken by path
+            table = table.take(
+                pc.select_k_unstable(
+                    table, k=min(n, table.num_rows), sort_keys=[("bytes", "descending"), ("path", "ascending")]
+                )
+            )
         else:
             table = table.slice(0, 0)
-        return [(p.decode("utf-8", "backslashreplace"), int(b))
-                for p, b in zip(table.column("path").to_pylist(), table.column("bytes").to_pylist())]
+        return [
+            (p.decode("utf-8", "backslashreplace"), int(b))
+            for p, b in zip(table.column("path").to_pylist(), table.column("bytes").to_pylist())
+        ]
 
     def as_dict(self) -> dict:
         """JSON-ready view (days in order, URL paths as text)."""
         return {
-            "total_bytes": self.total_bytes, "total_human": human_bytes(self.total_bytes),
-            "requests": self.requests, "malformed_lines": self.malformed_lines, "bytes_missing": self.bytes_missing,
+            "total_bytes": self.total_bytes,
+            "total_human": human_bytes(self.total_bytes),
+            "requests": self.requests,
+            "malformed_lines": self.malformed_lines,
+            "bytes_missing": self.bytes_missing,
             "by_day": {d: {"bytes": b, "requests": r} for d, (b, r) in sorted(self.by_day.items())},
             "by_extension": {e: {"bytes": b, "requests": r} for e, (b, r) in sorted(self.by_extension.items())},
             "top_urls": [{"url": u, "bytes": b} for u, b in self.top_urls()],
@@ -183,6 +212,7 @@ def human_bytes(n: int) -> str:
 
 
 # ---------------------------------------------------------------- selecting matching requests (vectorised)
+
 
 def url_paths(targets: pa.Array) -> pa.Array:
     """URL paths of logged targets (binary): scheme and host, query string and fragment removed; not decoded.
@@ -209,7 +239,7 @@ def percent_decode(paths: pa.Array) -> pa.Array:
     return _percent_decode_all(paths) if pc.any(pc.match_substring(paths, "%")).as_py() else paths
 
 
-_HEX_VALUE = np.full(256, -1, np.int16)   # byte -> its hex digit value, -1 for non-hex bytes
+_HEX_VALUE = np.full(256, -1, np.int16)  # byte -> its hex digit value, -1 for non-hex bytes
 for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX_VALUE[_c] = _i
 for _i, _c in enumerate(b"ABCDEF"):
@@ -223,16 +253,16 @@ def _percent_decode_all(paths: pa.Array) -> pa.Array:
         filled = _percent_decode_all(pc.fill_null(paths, b""))
         return pc.if_else(pc.is_null(paths), pa.scalar(None, pa.binary()), filled)
     if paths.offset:
-        paths = pa.concat_arrays([paths])   # buffers re-based at offset 0
+        paths = pa.concat_arrays([paths])  # buffers re-based at offset 0
     n = len(paths)
     offsets = np.frombuffer(paths.buffers()[1], np.int32, n + 1)
     data_buffer = paths.buffers()[2]
     data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
-    data = data[offsets[0]:offsets[-1]]
+    data = data[offsets[0] : offsets[-1]]
     offsets = offsets - offsets[0]
-    pct = np.flatnonzero(data[:max(0, len(data) - 2)] == ord("%"))
+    pct = np.flatnonzero(data[: max(0, len(data) - 2)] == ord("%"))
     hi, lo = _HEX_VALUE[data[pct + 1]], _HEX_VALUE[data[pct + 2]]
-    ends = offsets[np.searchsorted(offsets, pct, side="right")]   # end of the value holding each '%'
+    ends = offsets[np.searchsorted(offsets, pct, side="right")]  # end of the value holding each '%'
     good = (hi >= 0) & (lo >= 0) & (pct + 2 < ends)
     pct, hi, lo = pct[good], hi[good], lo[good]
     if len(pct) == 0:
@@ -252,12 +282,13 @@ def url_extensions(paths: pa.Array) -> pa.Array:
     return pc.utf8_lower(pc.fill_null(found, b"").cast(pa.string()))
 
 
-def local_days(records: pa.Table, tz: Optional[str]) -> pa.Array:
+def local_days(records: pa.Table, tz: str | None) -> pa.Array:
     """Calendar day of each record: as written in the log, or converted to zone ``tz`` using its UTC offset."""
     if tz is None:
         return records.column("day")
-    stamps = pc.binary_join_element_wise(records.column("day"), "T", records.column("time"),
-                                         records.column("utc_offset"), "")
+    stamps = pc.binary_join_element_wise(
+        records.column("day"), "T", records.column("time"), records.column("utc_offset"), ""
+    )
     utc = pc.strptime(stamps, format="%Y-%m-%dT%H:%M:%S%z", unit="s")
     return pc.strftime(pc.local_timestamp(utc.cast(pa.timestamp("s", tz=tz))), format="%Y-%m-%d")
 
@@ -284,9 +315,15 @@ def select_requests(records: pa.Table, query: BytesQuery) -> pa.Table:
     paths = percent_decode(url_paths(kept.column("target").combine_chunks()))
     exts = url_extensions(paths)
     match = pc.is_in(exts, value_set=pa.array(sorted(wanted), pa.string()))
-    return pa.table({"day": pc.filter(kept.column("local_day"), match), "ext": pc.filter(exts, match),
-                     "path": pc.filter(paths, match), "bytes": pc.filter(kept.column("bytes"), match),
-                     "bytes_missing": pc.filter(kept.column("bytes_missing"), match)})
+    return pa.table(
+        {
+            "day": pc.filter(kept.column("local_day"), match),
+            "ext": pc.filter(exts, match),
+            "path": pc.filter(paths, match),
+            "bytes": pc.filter(kept.column("bytes"), match),
+            "bytes_missing": pc.filter(kept.column("bytes_missing"), match),
+        }
+    )
 
 
 def summarise_selection(selected: pa.Table) -> BytesSummary:
@@ -304,8 +341,9 @@ def summarise_selection(selected: pa.Table) -> BytesSummary:
         summary.bytes_missing += pc.sum(part.column("bytes_missing").cast(pa.int64())).as_py()
         # Single-threaded group-bys: this runs in a worker thread already; Arrow's pool would only add hand-offs.
         grouped = part.group_by(["day", "ext"], use_threads=False).aggregate([("bytes", "sum"), ("bytes", "count")])
-        for day, ext, nbytes, count in zip(*(grouped.column(n).to_pylist()
-                                             for n in ("day", "ext", "bytes_sum", "bytes_count"))):
+        for day, ext, nbytes, count in zip(
+            *(grouped.column(n).to_pylist() for n in ("day", "ext", "bytes_sum", "bytes_count"))
+        ):
             for key, target in ((day, summary.by_day), (ext, summary.by_extension)):
                 target[key][0] += nbytes
                 target[key][1] += count
@@ -316,12 +354,13 @@ def summarise_selection(selected: pa.Table) -> BytesSummary:
 
 # ---------------------------------------------------------------- reading
 
+
 def open_log(source: str) -> tuple:
     """Open ``source`` ('-' for stdin) for binary reading, gunzipping when it starts with the gzip magic bytes.
 
     Returns (stream, raw) where ``raw.tell()`` gives the compressed position for progress. OSError propagates.
     """
-    raw = sys.stdin.buffer if source == "-" else open(source, "rb")
+    raw = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115 (closed by the caller with the stream)
     peekable = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
     if peekable.peek(2)[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=peekable, mode="rb"), peekable
@@ -340,8 +379,8 @@ class BlockReader:
 
     def __init__(self, stream: BinaryIO, block_size: int = BLOCK_SIZE, source: str = "input"):
         self.stream, self.block_size, self.source = stream, max(1, block_size), source
-        self._free: list = []      # buffers no block refers to any more
-        self._owner: dict = {}     # id(block view) -> its buffer
+        self._free: list = []  # buffers no block refers to any more
+        self._owner: dict = {}  # id(block view) -> its buffer
 
     def release(self, block: memoryview) -> None:
         """Give the buffer of ``block`` back for reuse; nothing may use ``block`` afterwards."""
@@ -370,20 +409,20 @@ class BlockReader:
         return end
 
     def __iter__(self) -> Iterator[memoryview]:
-        carry, first = b"", True   # carry: the partial last line of the previous buffer
+        carry, first = b"", True  # carry: the partial last line of the previous buffer
         while True:
             buffer = self._buffer(2 * len(carry))
-            buffer[:len(carry)] = carry
+            buffer[: len(carry)] = carry
             end = self._fill(buffer, len(carry))
-            while end == len(buffer) and buffer.rfind(b"\n", 0, end) < 0:   # a line longer than the buffer
+            while end == len(buffer) and buffer.rfind(b"\n", 0, end) < 0:  # a line longer than the buffer
                 bigger = bytearray(2 * len(buffer))
                 bigger[:end] = buffer
                 buffer, end = bigger, self._fill(bigger, end)
             at_eof = end < len(buffer)
             start = 3 if first and end >= 3 and buffer[:3] == b"\xef\xbb\xbf" else 0
             first = False
-            cut = end if at_eof else buffer.rfind(b"\n", start, end) + 1   # the block is buffer[start:cut]
-            if cut <= start:   # nothing left (the stream ended, or held only a byte-order mark)
+            cut = end if at_eof else buffer.rfind(b"\n", start, end) + 1  # the block is buffer[start:cut]
+            if cut <= start:  # nothing left (the stream ended, or held only a byte-order mark)
                 return
             carry = bytes(buffer[cut:end])
             block = memoryview(buffer)[start:cut]
@@ -395,14 +434,16 @@ class BlockReader:
 
 # ---------------------------------------------------------------- scanning
 
+
 @dataclass
 class _BlockOutcome:
     accounting: FileAccounting
     summary: BytesSummary
 
 
-def parse_block_fully(block, fmt: log_formats.LogFormat, state: log_formats.ParserState,
-                      index: Optional[log_formats.BlockIndex] = None) -> tuple:
+def parse_block_fully(
+    block, fmt: log_formats.LogFormat, state: log_formats.ParserState, index: log_formats.BlockIndex | None = None
+) -> tuple:
     """Records of every usable line of ``block`` (bytes-like, whole lines) plus the per-line verdicts of the rest.
 
     index: ``fmt.index_block(block)`` when already computed.
@@ -413,8 +454,13 @@ def parse_block_fully(block, fmt: log_formats.LogFormat, state: log_formats.Pars
     return records, n_lines, verdicts
 
 
-def _parse_block(block, fmt: log_formats.LogFormat, state: log_formats.ParserState,
-                 index: Optional[log_formats.BlockIndex], prefilter: log_formats.Prefilter) -> tuple:
+def _parse_block(
+    block,
+    fmt: log_formats.LogFormat,
+    state: log_formats.ParserState,
+    index: log_formats.BlockIndex | None,
+    prefilter: log_formats.Prefilter,
+) -> tuple:
     """parse_block_fully, with the records ``prefilter`` rules out left out and counted: (records, n_lines,
     verdicts, number dropped)."""
     index = fmt.index_block(block) if index is None else index
@@ -431,8 +477,10 @@ def _parse_block(block, fmt: log_formats.LogFormat, state: log_formats.ParserSta
                 verdicts.append((i, result, line))
     records = fast.records
     if slow_records:
-        slow = pa.Table.from_arrays([pa.array(list(col), type=f.type) for col, f in
-                                     zip(zip(*slow_records), RECORD_SCHEMA)], schema=RECORD_SCHEMA)
+        slow = pa.Table.from_arrays(
+            [pa.array(list(col), type=f.type) for col, f in zip(zip(*slow_records), RECORD_SCHEMA)],
+            schema=RECORD_SCHEMA,
+        )
         records = pa.concat_tables([records, slow])
     return records, fast.n_lines, verdicts, fast.dropped
 
@@ -444,22 +492,28 @@ def prefilter_for(query: BytesQuery) -> log_formats.Prefilter:
     return log_formats.Prefilter.for_query(query.start, query.end, query.wanted_extensions(), query.tz is not None)
 
 
-def _scan_block(block, fmt, state_before: Future, state_after: Future, query: BytesQuery,
-                max_examples: int) -> _BlockOutcome:
+def _scan_block(
+    block, fmt, state_before: Future, state_after: Future, query: BytesQuery, max_examples: int
+) -> _BlockOutcome:
     """Count one block. Its starting parser state comes from the previous block's job (``state_before``); the state at
     its end is handed on (``state_after``) as soon as its lines are indexed, before the slower parsing."""
     try:
         index = fmt.index_block(block)
         state = state_before.result()
         state_after.set_result(index.state_after(state))
-    except BaseException as error:   # the next block's job waits on this: never leave it waiting
+    except BaseException as error:  # the next block's job waits on this: never leave it waiting
         state_after.set_exception(error)
         raise
     records, n_lines, verdicts, dropped = _parse_block(block, fmt, state, index, prefilter_for(query))
-    del index   # nothing of the block's buffer outlives the job: the reader reuses it
+    del index  # nothing of the block's buffer outlives the job: the reader reuses it
     selected = select_requests(records, query)
-    accounting = FileAccounting("", fmt.name, lines_read=n_lines, lines_used=selected.num_rows,
-                                lines_not_matching=dropped + records.num_rows - selected.num_rows)
+    accounting = FileAccounting(
+        "",
+        fmt.name,
+        lines_read=n_lines,
+        lines_used=selected.num_rows,
+        lines_not_matching=dropped + records.num_rows - selected.num_rows,
+    )
     for line_index, verdict, line in verdicts:
         if verdict == COMMENT:
             accounting.comment_lines += 1
@@ -473,9 +527,15 @@ def _scan_block(block, fmt, state_before: Future, state_after: Future, query: By
     return _BlockOutcome(accounting, summarise_selection(selected))
 
 
-def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, block_size: int = BLOCK_SIZE,
-             progress: Optional[Callable[[int], None]] = None, max_examples: int = 5,
-             workers: int = 2) -> BytesSummary:
+def scan_log(
+    source: str,
+    query: BytesQuery,
+    format_name: str | None = None,
+    block_size: int = BLOCK_SIZE,
+    progress: Callable[[int], None] | None = None,
+    max_examples: int = 5,
+    workers: int = 2,
+) -> BytesSummary:
     """Scan one log (path, or '-' for stdin; gzip detected by content) and return its BytesSummary.
 
     The summary's ``files`` holds this file's FileAccounting (malformed examples with 1-based line numbers).
@@ -490,11 +550,11 @@ def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, 
         reader = BlockReader(stream, block_size, source)
         blocks = iter(reader)
         first = next(blocks, None)
-        if first is None:   # an empty file (or stdin) is zero lines, not an error
+        if first is None:  # an empty file (or stdin) is zero lines, not an error
             return BytesSummary(files=[FileAccounting(source, format_name or "empty")])
-        sample_lines = first[:1 << 20].tobytes().split(b"\n")[:200]
+        sample_lines = first[: 1 << 20].tobytes().split(b"\n")[:200]
         name = format_name or log_formats.detect_format(sample_lines)
-        if name is None and not _CONTENT_LINE.search(first[:1 << 20]):   # only blank/comment lines so far
+        if name is None and not _CONTENT_LINE.search(first[: 1 << 20]):  # only blank/comment lines so far
             return _count_lines_without_content(source, first, blocks, reader)
         check_header(source, sample_lines, name)
         fmt = FORMATS[name]
@@ -505,7 +565,7 @@ def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, 
         pending: collections.deque = collections.deque()
         consumed = 0
 
-        def collect():   # blocks are collected in file order, so line numbers add up
+        def collect():  # blocks are collected in file order, so line numbers add up
             future, block = pending.popleft()
             outcome = future.result()
             reader.release(block)
@@ -521,7 +581,7 @@ def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, 
                     now = raw.tell() if raw.seekable() else consumed + len(block)
                     progress(now - consumed)
                     consumed = now
-                while len(pending) > workers:   # bounded read-ahead keeps memory flat
+                while len(pending) > workers:  # bounded read-ahead keeps memory flat
                     collect()
             while pending:
                 collect()
@@ -534,23 +594,27 @@ def scan_log(source: str, query: BytesQuery, format_name: Optional[str] = None, 
             raw.close()
 
 
-def check_header(source: str, sample_lines: list, name: Optional[str]) -> None:
+def check_header(source: str, sample_lines: list, name: str | None) -> None:
     """Raise LogInputError naming ``source`` when its header lacks a column that format ``name`` needs, or when
     no format was detected (``name`` None): the first content line, shortened, and the --format hint."""
     problem = log_formats.header_missing_columns(sample_lines, name)
     if problem:
         number, missing, names, needed = problem
-        raise LogInputError(f"{source}: line {number}: the header has no {' '.join(missing)} column "
-                            f"(it names: {printable(' '.join(names).encode(), 60)}); add the missing column(s) "
-                            f"named exactly {' '.join(needed)}")
+        raise LogInputError(
+            f"{source}: line {number}: the header has no {' '.join(missing)} column "
+            f"(it names: {printable(' '.join(names).encode(), 60)}); add the missing column(s) "
+            f"named exactly {' '.join(needed)}"
+        )
     if name is None:
         number, text = next(((i, line) for i, line in enumerate(sample_lines, 1) if line.strip()), (1, b""))
         raise _undetectable(source, number, text)
 
 
 def _undetectable(source: str, number: int, text: bytes) -> LogInputError:
-    return LogInputError(f"{source}: cannot detect the log format from line {number} "
-                         f"(first 80 chars: {printable(text, 80)}); pass --format {{{','.join(sorted(FORMATS))}}}")
+    return LogInputError(
+        f"{source}: cannot detect the log format from line {number} "
+        f"(first 80 chars: {printable(text, 80)}); pass --format {{{','.join(sorted(FORMATS))}}}"
+    )
 
 
 #: A content line: neither blank (whitespace only) nor a comment ('#' first), by the rule of the per-line parsers
@@ -572,8 +636,11 @@ def _count_lines_without_content(source: str, first, blocks: Iterator, reader: B
         content = _CONTENT_LINE.search(data)
         if content:
             end = data.find(b"\n", content.start())
-            raise _undetectable(source, accounting.lines_read + data.count(b"\n", 0, content.start()) + 1,
-                                data[content.start():end if end >= 0 else len(data)])
+            raise _undetectable(
+                source,
+                accounting.lines_read + data.count(b"\n", 0, content.start()) + 1,
+                data[content.start() : end if end >= 0 else len(data)],
+            )
         lines = data.count(b"\n") + (not data.endswith(b"\n"))
         comments = len(_COMMENT_LINE.findall(data))
         accounting.lines_read += lines
@@ -584,9 +651,10 @@ def _count_lines_without_content(source: str, first, blocks: Iterator, reader: B
 
 def printable(line: bytes, width: int) -> str:
     """``line`` as text: UTF-8, other bytes and control characters escaped, cut to ``width`` characters."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1]
-                   for c in line.rstrip(b"\r\n").decode("utf-8", "backslashreplace"))
-    return text if len(text) <= width else text[:width - 3] + "..."
+    text = "".join(
+        c if c.isprintable() else repr(c)[1:-1] for c in line.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+    )
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _chain(first, rest: Iterator) -> Iterator:
@@ -599,17 +667,19 @@ def plot_bytes_per_day(summary: BytesSummary, path: str, query: BytesQuery) -> N
     to ``path`` (matplotlib, Agg backend). The title gives the range, extensions and zone; with no matching
     request the plot says so instead of drawing empty axes."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+
     days = [query.start + dt.timedelta(days=i) for i in range((query.end - query.start).days + 1)]
-    mib = [summary.by_day[d.isoformat()][0] / 2 ** 20 if d.isoformat() in summary.by_day else 0.0 for d in days]
+    mib = [summary.by_day[d.isoformat()][0] / 2**20 if d.isoformat() in summary.by_day else 0.0 for d in days]
     fig, ax = plt.subplots(figsize=(min(14, max(5, len(days) * 0.6)), 3.8))
     if len(days) <= 400:
         ax.bar(days, mib, width=0.8)
-    else:   # thousands of bars draw slowly and merge anyway
+    else:  # thousands of bars draw slowly and merge anyway
         ax.plot(days, mib, drawstyle="steps-mid", linewidth=0.8)
-    if len(days) <= 31:   # one labelled tick per day
+    if len(days) <= 31:  # one labelled tick per day
         ax.set_xticks(days)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         ax.tick_params(axis="x", rotation=45, labelsize=8)
@@ -617,7 +687,7 @@ def plot_bytes_per_day(summary: BytesSummary, path: str, query: BytesQuery) -> N
         locator = mdates.AutoDateLocator()
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    margin = dt.timedelta(hours=14)   # bars are centred on midnight and 0.8 day wide
+    margin = dt.timedelta(hours=14)  # bars are centred on midnight and 0.8 day wide
     ax.set_xlim(dt.datetime.combine(days[0], dt.time()) - margin, dt.datetime.combine(days[-1], dt.time()) + margin)
     ax.set_ylim(bottom=0)
     ax.set_ylabel("MiB")

@@ -5,6 +5,7 @@
 With no LOG it analyses the take-home's dummy CDN log (Q2/data/dummy_cdn.log, written once if absent).
 Exit codes: 0 ok, 1 malformed lines with --strict, 2 bad arguments or unreadable input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,16 +39,16 @@ def _zone(text: str) -> str:
     try:
         zoneinfo.ZoneInfo(text)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IANA time zone name (e.g. Asia/Hong_Kong, UTC)") \
-            from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IANA time zone name (e.g. Asia/Hong_Kong, UTC)") from None
     return text
 
 
 def _extension(text: str) -> str:
     name = text.strip().lstrip(".")
     if not re.fullmatch(r"[A-Za-z0-9_+\-]{1,32}", name):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a file extension (letters, digits, _+- after an optional "
-                                         f"dot, e.g. jpg or .png)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a file extension (letters, digits, _+- after an optional dot, e.g. jpg or .png)"
+        )
     return name
 
 
@@ -61,22 +62,38 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         description="Total bytes served for files of given types on given days, from access logs "
-                    "(formats: " + "; ".join(f"{n}: {f.description}" for n, f in FORMATS.items()) + ").")
-    parser.add_argument("logs", nargs="*", metavar="LOG",
-                        help="log files, globs, .gz files or '-' for stdin (default: the dummy CDN log)")
-    parser.add_argument("--ext", action="append", metavar="EXT", type=_extension,
-                        help="file extension to count, repeatable (default: jpg; jpg also matches jpeg)")
+        "(formats: " + "; ".join(f"{n}: {f.description}" for n, f in FORMATS.items()) + ")."
+    )
+    parser.add_argument(
+        "logs",
+        nargs="*",
+        metavar="LOG",
+        help="log files, globs, .gz files or '-' for stdin (default: the dummy CDN log)",
+    )
+    parser.add_argument(
+        "--ext",
+        action="append",
+        metavar="EXT",
+        type=_extension,
+        help="file extension to count, repeatable (default: jpg; jpg also matches jpeg)",
+    )
     parser.add_argument("--exact-ext", action="store_true", help="do not treat jpg/jpeg (tif/tiff, ...) as one type")
     parser.add_argument("--start", type=_day, default=dt.date(2017, 8, 24), help="first day, inclusive")
     parser.add_argument("--end", type=_day, default=dt.date(2017, 8, 25), help="last day, inclusive")
     parser.add_argument("--tz", type=_zone, help="take days in this zone instead of the offset written in the log")
     parser.add_argument("--format", choices=sorted(FORMATS), help="skip detection and parse every file as this")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    parser.add_argument("--plot", metavar="FILE.png",
-                        help="also write a bar chart of bytes per day to this .png file (its folder must exist)")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also write a bar chart of bytes per day to this .png file (its folder must exist)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit with code 1 if any line is malformed")
-    parser.add_argument("--overwrite", action="store_true",
-                        help=f"replace an existing --plot file; with no LOG, rewrite {DUMMY_LOG.name} even if it exists")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace an existing --plot file; with no LOG, rewrite {DUMMY_LOG.name} even if it exists",
+    )
     parser.add_argument("--block-size", type=int, default=log_scan.BLOCK_SIZE, help=argparse.SUPPRESS)
     return parser
 
@@ -117,15 +134,17 @@ def expand_sources(patterns: list) -> list:
             raise FileNotFoundError(f"{pattern}: no such file (or the glob matches nothing)")
     for source in sources:
         if source != "-" and os.path.isdir(source):
-            raise IsADirectoryError(f"{source}: is a directory; give log files or a glob such as "
-                                    f"'{os.path.join(source, '*.log')}'")
+            raise IsADirectoryError(
+                f"{source}: is a directory; give log files or a glob such as '{os.path.join(source, '*.log')}'"
+            )
     return sources
 
 
 def _progress_bar(source: str):
-    if not sys.stderr.isatty():   # no bar to draw: skip importing tqdm (~35 ms of start-up)
+    if not sys.stderr.isatty():  # no bar to draw: skip importing tqdm (~35 ms of start-up)
         return contextlib.nullcontext(_NoProgress())
     from tqdm import tqdm
+
     size = os.path.getsize(source) if source != "-" and os.path.isfile(source) else None
     return tqdm(total=size, unit="B", unit_scale=True, desc=os.path.basename(source), leave=False)
 
@@ -139,8 +158,10 @@ def print_report(summary: log_scan.BytesSummary, query: log_scan.BytesQuery) -> 
     exts = "/".join("." + e for e in sorted(query.wanted_extensions()))
     zone = f"days in {query.tz}" if query.tz else "days as written in each log"
     print(f"bytes served for {exts} files, {query.start} to {query.end} inclusive ({zone})")
-    print(f"total_bytes: {summary.total_bytes} ({log_scan.human_bytes(summary.total_bytes)}) "
-          f"in {summary.requests} requests ({summary.bytes_missing} with size '-', counted as 0)")
+    print(
+        f"total_bytes: {summary.total_bytes} ({log_scan.human_bytes(summary.total_bytes)}) "
+        f"in {summary.requests} requests ({summary.bytes_missing} with size '-', counted as 0)"
+    )
     print("by day:")
     for day, (nbytes, count) in sorted(summary.by_day.items()):
         print(f"  {day}  {nbytes:>16}  {log_scan.human_bytes(nbytes):>11}  {count:>9} requests")
@@ -152,8 +173,10 @@ def print_report(summary: log_scan.BytesSummary, query: log_scan.BytesQuery) -> 
         print(f"  {nbytes:>14}  {url}")
     print("lines: read = used + not matching + malformed + comment + blank")
     for f in summary.files:
-        print(f"  {f.source} [{f.format}]: {f.lines_read} = {f.lines_used} + {f.lines_not_matching} + "
-              f"{f.malformed_lines} + {f.comment_lines} + {f.blank_lines}")
+        print(
+            f"  {f.source} [{f.format}]: {f.lines_read} = {f.lines_used} + {f.lines_not_matching} + "
+            f"{f.malformed_lines} + {f.comment_lines} + {f.blank_lines}"
+        )
 
 
 def main(argv=None) -> int:
@@ -176,11 +199,14 @@ def main(argv=None) -> int:
                 try:
                     dummy_log.write_dummy_cdn_log(DUMMY_LOG, overwrite=args.overwrite)
                 except OSError as error:
-                    print(f"error: cannot write the dummy CDN log to {os.path.relpath(DUMMY_LOG)} "
-                          f"({error.strerror or error}); pass a LOG file to analyse instead", file=sys.stderr)
+                    print(
+                        f"error: cannot write the dummy CDN log to {os.path.relpath(DUMMY_LOG)} "
+                        f"({error.strerror or error}); pass a LOG file to analyse instead",
+                        file=sys.stderr,
+                    )
                     return 2
                 print(f"wrote the dummy CDN log to {os.path.relpath(DUMMY_LOG)}", file=sys.stderr)
-            sources = [os.path.relpath(DUMMY_LOG)]   # shown in the report: relative, like the paths users type
+            sources = [os.path.relpath(DUMMY_LOG)]  # shown in the report: relative, like the paths users type
         summary = log_scan.BytesSummary()
         for source in sources:
             with _progress_bar(source) as bar:
@@ -192,20 +218,21 @@ def main(argv=None) -> int:
         for line_no, reason, text in f.malformed_examples:
             print(f"{f.source}:{line_no}: malformed ({reason}): {text}", file=sys.stderr)
         if f.malformed_lines > len(f.malformed_examples):
-            print(f"{f.source}: {f.malformed_lines - len(f.malformed_examples)} more malformed lines",
-                  file=sys.stderr)
+            print(f"{f.source}: {f.malformed_lines - len(f.malformed_examples)} more malformed lines", file=sys.stderr)
     if args.plot:
         try:
             log_scan.plot_bytes_per_day(summary, args.plot, query)
-        except OSError as error:   # checked before the scan; this is the rare case the folder refuses the write
-            print(f"error: --plot {args.plot}: cannot write it ({error.strerror or error}); choose another path",
-                  file=sys.stderr)
+        except OSError as error:  # checked before the scan; this is the rare case the folder refuses the write
+            print(
+                f"error: --plot {args.plot}: cannot write it ({error.strerror or error}); choose another path",
+                file=sys.stderr,
+            )
             return 2
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
         print_report(summary, query)
-    if args.plot:   # after the report; on stderr with --json so that stdout stays one JSON object
+    if args.plot:  # after the report; on stderr with --json so that stdout stays one JSON object
         print(f"plot of bytes per day written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return 1 if args.strict and summary.malformed_lines else 0
 
@@ -247,6 +274,6 @@ if __name__ == "__main__":
         # made (0.3-0.4 s with numba loaded); nothing here needs it, so the objects are left out of it.
         gc.freeze()
         sys.exit(code)
-    except BrokenPipeError:   # output piped into head & co.: stop quietly, as cat does
+    except BrokenPipeError:  # output piped into head & co.: stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)

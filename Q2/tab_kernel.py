@@ -3,12 +3,13 @@
 :func:`parse_tab_lines` does for a run of header-free lines what a regex or a whole-block delimiter search would:
 it reads each line's first ``needed`` tab-separated cells only (CloudFront lines have 30+ fields, we need the
 first 8), checks them, converts the size and drops the lines whose day or URL cannot match the query (the
-prefilter, log_formats.Prefilter). The per-line parser ``log_formats._make_tab_parse_line`` stays the definition; every line this kernel
-is not sure about is handed back to it.
+prefilter, log_formats.Prefilter). The per-line parser ``log_formats._make_tab_parse_line`` stays the definition;
+every line this kernel is not sure about is handed back to it.
 
 The kernels are compiled by numba on first use and cached in ``Q2/__pycache__`` (numba falls back to a user-wide
 cache folder when that is not writable); ``nogil=True`` lets the scan's worker threads run them in parallel.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,12 @@ def _unwritable_cache_fallback(folders) -> str | None:
 
 
 if not numba.config.CACHE_DIR:
-    _fallback = _unwritable_cache_fallback([os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
-                                            AppDirs(appname="numba", appauthor=False).user_cache_dir])
+    _fallback = _unwritable_cache_fallback(
+        [
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+            AppDirs(appname="numba", appauthor=False).user_cache_dir,
+        ]
+    )
     if _fallback:
         numba.config.CACHE_DIR = _fallback
 
@@ -51,8 +56,9 @@ DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np
 # The C library's memchr (SIMD) finds the next '\n' several times faster than a byte loop. Declared by symbol
 # name (resolved in the running process, which has the C library loaded), so numba can cache the callers; pointers
 # are passed as integers.
-_memchr = numba.types.ExternalFunction("memchr", numba.types.uint64(numba.types.uint64, numba.types.intc,
-                                                                       numba.types.uint64))
+_memchr = numba.types.ExternalFunction(
+    "memchr", numba.types.uint64(numba.types.uint64, numba.types.intc, numba.types.uint64)
+)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -61,7 +67,7 @@ def find_line_ends(data):
     n_bytes when the last line has no '\\n'."""
     n = len(data)
     base = data.ctypes.data
-    ends = np.empty(n // 16 + 1, np.int64)   # lines are rarely shorter than 16 bytes; grown when they are
+    ends = np.empty(n // 16 + 1, np.int64)  # lines are rarely shorter than 16 bytes; grown when they are
     k, pos = 0, 0
     while pos < n:
         found = _memchr(base + pos, 10, n - pos)
@@ -77,7 +83,7 @@ def find_line_ends(data):
 @numba.njit(nogil=True, cache=True)
 def _grown(values):
     bigger = np.empty(2 * len(values), values.dtype)
-    bigger[:len(values)] = values
+    bigger[: len(values)] = values
     return bigger
 
 
@@ -115,7 +121,7 @@ def _valid_time(data, start, end):
         if _digit(data[start + k]) < 0:
             return False
     hour = _digit(data[start]) * 10 + _digit(data[start + 1])
-    return hour < 24 and data[start + 3] < 54 and data[start + 6] < 54   # minute/second tens '0'..'5'
+    return hour < 24 and data[start + 3] < 54 and data[start + 6] < 54  # minute/second tens '0'..'5'
 
 
 @numba.njit(nogil=True, cache=True)
@@ -142,9 +148,9 @@ def _may_match(data, start, end, ext_table, ext_lengths):
     path_end = end
     for i in range(start, end):
         b = data[i]
-        if b == 37:   # '%'
+        if b == 37:  # '%'
             return True
-        if (b == 63 or b == 35) and path_end == end:   # '?' or '#'
+        if (b == 63 or b == 35) and path_end == end:  # '?' or '#'
             path_end = i
     for row in range(len(ext_lengths)):
         length = ext_lengths[row]
@@ -173,15 +179,28 @@ def _cell_end(data, pos, end, sentinel):
                 pos += 1
             if pos >= end or data[pos] == 9 or data[pos] == 13:
                 return min(pos, end)
-            pos += 1   # another control byte inside the cell (NUL, VT, ...)
+            pos += 1  # another control byte inside the cell (NUL, VT, ...)
     while pos < end and data[pos] != 9 and data[pos] != 13:
         pos += 1
     return pos
 
 
 @numba.njit(nogil=True, cache=True)
-def parse_tab_lines(data, starts, ends, day_col, time_col, size_col, target_col, needed, day_low, day_high,
-                    ext_table, ext_lengths, days_in_month):
+def parse_tab_lines(
+    data,
+    starts,
+    ends,
+    day_col,
+    time_col,
+    size_col,
+    target_col,
+    needed,
+    day_low,
+    day_high,
+    ext_table,
+    ext_lengths,
+    days_in_month,
+):
     """Check and convert the needed cells of a run of lines in one pass.
 
     data: uint8 (n_bytes,), the block. starts, ends: int64 (n_lines,), each line's first byte and the position of
@@ -209,19 +228,19 @@ def parse_tab_lines(data, starts, ends, day_col, time_col, size_col, target_col,
     m = 0
     for line in range(n):
         pos, end = starts[line], ends[line]
-        if pos < end and data[pos] == 35:   # '#': a comment line, whatever its cells
+        if pos < end and data[pos] == 35:  # '#': a comment line, whatever its cells
             continue
         day_start = day_end = time_start = time_end = size_start = size_end = t_start = t_end = 0
         ok = True
-        sentinel = end < len(data)   # the line's '\n' stops _cell_end's fast loop
+        sentinel = end < len(data)  # the line's '\n' stops _cell_end's fast loop
         for col in range(needed):
             cell = pos
             pos = _cell_end(data, pos, end, sentinel)
             if pos < end and data[pos] == 13 and not (col == needed - 1 and pos + 1 == end):
-                ok = False   # a CR inside a needed cell
+                ok = False  # a CR inside a needed cell
                 break
             if col < needed - 1 and (pos == end or data[pos] != 9):
-                ok = False   # too few fields
+                ok = False  # too few fields
                 break
             if col == day_col:
                 day_start, day_end = cell, pos
@@ -240,8 +259,11 @@ def parse_tab_lines(data, starts, ends, day_col, time_col, size_col, target_col,
         size = _size_value(data, size_start, size_end)
         if size == -2:
             continue
-        if day < day_low or day > day_high or (
-                len(ext_lengths) and not _may_match(data, t_start, t_end, ext_table, ext_lengths)):
+        if (
+            day < day_low
+            or day > day_high
+            or (len(ext_lengths) and not _may_match(data, t_start, t_end, ext_table, ext_lengths))
+        ):
             verdicts[line] = DROPPED
             continue
         verdicts[line] = KEPT
@@ -266,7 +288,7 @@ def gather_cells(data, starts, ends):
         offsets[i + 1] = offsets[i] + (ends[i] - starts[i])
     values = np.empty(offsets[m], np.uint8)
     for i in range(m):
-        values[offsets[i]:offsets[i + 1]] = data[starts[i]:ends[i]]
+        values[offsets[i] : offsets[i + 1]] = data[starts[i] : ends[i]]
     return offsets, values
 
 
@@ -280,4 +302,4 @@ def _announce_compilation() -> None:
             return
 
 
-_announce_compilation()   # at import, which Python does once however many threads ask for the module
+_announce_compilation()  # at import, which Python does once however many threads ask for the module

@@ -53,18 +53,25 @@ def decode_csv_bytes(raw: bytes, source: str, encoding: str | None = None) -> st
     try:
         return raw.decode(codec)
     except LookupError:
-        raise ArticleDataError(f"{source}: unknown encoding {encoding!r}; use a Python codec name such as "
-                               "utf-8, big5, big5hkscs or gb18030") from None
+        raise ArticleDataError(
+            f"{source}: unknown encoding {encoding!r}; use a Python codec name such as "
+            "utf-8, big5, big5hkscs or gb18030"
+        ) from None
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        hint = "pass --encoding (Hong Kong files are often big5 or big5hkscs)" if encoding is None else \
-            "pass the file's real encoding with --encoding"
-        raise ArticleDataError(f"{source}: line {line}: byte 0x{raw[error.start]:02x} is not valid {codec}; "
-                               f"{hint}") from None
+        hint = (
+            "pass --encoding (Hong Kong files are often big5 or big5hkscs)"
+            if encoding is None
+            else "pass the file's real encoding with --encoding"
+        )
+        raise ArticleDataError(
+            f"{source}: line {line}: byte 0x{raw[error.start]:02x} is not valid {codec}; {hint}"
+        ) from None
 
 
-def read_article_table(path: Path | str, encoding: str | None = None, text: str | None = None,
-                       require_tag: bool = True) -> pd.DataFrame:
+def read_article_table(
+    path: Path | str, encoding: str | None = None, text: str | None = None, require_tag: bool = True
+) -> pd.DataFrame:
     """Read a CSV as strings (ids keep leading zeros; empty fields become ""), header names stripped.
 
     ``text`` may hold the already-decoded content (e.g. from stdin); ``path`` then only names the source.
@@ -81,11 +88,14 @@ def read_article_table(path: Path | str, encoding: str | None = None, text: str 
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
     except pd.errors.EmptyDataError:
         header = "id,text,tag" if require_tag else "id,text"
-        raise ArticleDataError(f"{source}: file is empty; expected a header line {header} and one article per "
-                               "row") from None
+        raise ArticleDataError(
+            f"{source}: file is empty; expected a header line {header} and one article per row"
+        ) from None
     except (pd.errors.ParserError, csv.Error) as error:
-        raise ArticleDataError(f"{source}: not a valid CSV ({str(error).strip()}); check quoting of the text "
-                               "field (fields with commas or newlines must be in double quotes)") from None
+        raise ArticleDataError(
+            f"{source}: not a valid CSV ({str(error).strip()}); check quoting of the text "
+            "field (fields with commas or newlines must be in double quotes)"
+        ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
@@ -110,11 +120,14 @@ def validate_articles(frame: pd.DataFrame, source: str, require_tag: bool = True
     missing = [c for c in needed if c not in frame.columns and not (c == "tag" and tag_column)]
     if missing:
         found = ", ".join(frame.columns) or "(none)"
-        raise ArticleDataError(f"{source}: missing column(s) {', '.join(missing)}; found columns: {found}; "
-                               f"expected a header line {','.join(needed)} (tags is accepted for tag)")
+        raise ArticleDataError(
+            f"{source}: missing column(s) {', '.join(missing)}; found columns: {found}; "
+            f"expected a header line {','.join(needed)} (tags is accepted for tag)"
+        )
     if frame.empty:
-        raise ArticleDataError(f"{source}: no articles (header only or empty input); add at least one row "
-                               f"{','.join(needed)}")
+        raise ArticleDataError(
+            f"{source}: no articles (header only or empty input); add at least one row {','.join(needed)}"
+        )
     columns = {"id": frame["id"].str.strip(), "text": frame["text"]}
     if tag_column:
         columns["tag"] = frame[tag_column].str.strip()
@@ -132,10 +145,12 @@ def validate_articles(frame: pd.DataFrame, source: str, require_tag: bool = True
         unusable |= _is_missing(articles["tag"])
     if unusable.all():
         what = "text or tag" if require_tag else "text"
-        raise ArticleDataError(f"{source}: all {len(articles)} row(s) have an empty {what}; nothing to use - "
-                               f"fill in the {what} column")
-    return Articles(frame=articles[~unusable].reset_index(drop=True),
-                    left_out_ids=articles.loc[unusable, "id"].tolist())
+        raise ArticleDataError(
+            f"{source}: all {len(articles)} row(s) have an empty {what}; nothing to use - fill in the {what} column"
+        )
+    return Articles(
+        frame=articles[~unusable].reset_index(drop=True), left_out_ids=articles.loc[unusable, "id"].tolist()
+    )
 
 
 def load_articles(path: Path | str, encoding: str | None = None, require_tag: bool = True) -> Articles:

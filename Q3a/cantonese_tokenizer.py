@@ -19,9 +19,7 @@ from tqdm import tqdm
 # Unicode categories P* (punctuation) and S* (symbols: $, +, ＄, ～ ...) mark chunk boundaries, together with
 # whitespace. The class is generated once from the whole BMP so that full-width (，。！「」) and ASCII marks are
 # treated alike without a hand-kept list.
-_BOUNDARY_CHARS = "".join(
-    chr(code) for code in range(0x10000) if unicodedata.category(chr(code))[0] in "PS"
-)
+_BOUNDARY_CHARS = "".join(chr(code) for code in range(0x10000) if unicodedata.category(chr(code))[0] in "PS")
 _BOUNDARY_RE = re.compile("[\\s" + re.escape(_BOUNDARY_CHARS) + "]+")
 
 

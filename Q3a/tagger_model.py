@@ -10,9 +10,9 @@ candidates and folds never re-segment text. The saved model puts the segmenter b
 from __future__ import annotations
 
 import platform
-from datetime import datetime, timezone
 import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import joblib
@@ -49,14 +49,26 @@ BEST_KNOWN_FOREST_PARAMS = {
     "forest__n_estimators": 50,
     "forest__max_depth": 10,
 }
-CJK_FONTS = ["Noto Sans CJK TC", "Noto Sans CJK HK", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "AR PL UMing TW",
-             "PingFang HK", "Microsoft JhengHei"]
+CJK_FONTS = [
+    "Noto Sans CJK TC",
+    "Noto Sans CJK HK",
+    "Noto Sans CJK SC",
+    "WenQuanYi Zen Hei",
+    "AR PL UMing TW",
+    "PingFang HK",
+    "Microsoft JhengHei",
+]
 BASELINE_PARAM_GRID = {"linear__C": [1.0, 10.0, 100.0]}
 BEST_KNOWN_BASELINE_PARAMS = {"linear__C": 10.0}
 
 # Saved models are refused when any of these differ in major.minor version from the running ones.
-VERSIONED_LIBRARIES = {"scikit-learn": sklearn, "numpy": np, "scipy": scipy, "pycantonese": pycantonese,
-                       "joblib": joblib}
+VERSIONED_LIBRARIES = {
+    "scikit-learn": sklearn,
+    "numpy": np,
+    "scipy": scipy,
+    "pycantonese": pycantonese,
+    "joblib": joblib,
+}
 
 
 class TrainingDataError(ValueError):
@@ -70,28 +82,36 @@ class IncompatibleModelError(ValueError):
 def build_forest_pipeline(random_state: int = RANDOM_STATE) -> Pipeline:
     """CountVectorizer on pre-segmented token tuples -> RandomForestClassifier (one worker; grid search owns
     the cores)."""
-    return Pipeline([
-        ("counts", CountVectorizer(analyzer=passthrough_tokens)),
-        ("forest", RandomForestClassifier(random_state=random_state, n_jobs=1)),
-    ])
+    return Pipeline(
+        [
+            ("counts", CountVectorizer(analyzer=passthrough_tokens)),
+            ("forest", RandomForestClassifier(random_state=random_state, n_jobs=1)),
+        ]
+    )
 
 
 def build_original_pipeline(tokenizer=None, random_state: int = RANDOM_STATE) -> Pipeline:
     """The original arrangement, kept for the benchmark: the tokenizer runs inside CountVectorizer, so every
     grid candidate and fold segments its documents again. Takes raw text."""
-    return Pipeline([
-        ("counts", CountVectorizer(tokenizer=tokenizer or CantoneseTokenizer(), token_pattern=None,
-                                   lowercase=False)),
-        ("forest", RandomForestClassifier(random_state=random_state, n_jobs=1)),
-    ])
+    return Pipeline(
+        [
+            (
+                "counts",
+                CountVectorizer(tokenizer=tokenizer or CantoneseTokenizer(), token_pattern=None, lowercase=False),
+            ),
+            ("forest", RandomForestClassifier(random_state=random_state, n_jobs=1)),
+        ]
+    )
 
 
 def build_baseline_pipeline(random_state: int = RANDOM_STATE) -> Pipeline:
     """TF-IDF (sublinear tf) on pre-segmented tokens -> multinomial LogisticRegression."""
-    return Pipeline([
-        ("tfidf", TfidfVectorizer(analyzer=passthrough_tokens, sublinear_tf=True)),
-        ("linear", LogisticRegression(max_iter=5000, random_state=random_state)),
-    ])
+    return Pipeline(
+        [
+            ("tfidf", TfidfVectorizer(analyzer=passthrough_tokens, sublinear_tf=True)),
+            ("linear", LogisticRegression(max_iter=5000, random_state=random_state)),
+        ]
+    )
 
 
 def make_folds(y, n_folds: int = N_FOLDS, random_state: int = RANDOM_STATE) -> tuple[StratifiedKFold, list[str]]:
@@ -115,11 +135,15 @@ def make_folds(y, n_folds: int = N_FOLDS, random_state: int = RANDOM_STATE) -> t
     smallest_tag, smallest = counts.index[-1], int(counts.iloc[-1])
     messages = []
     if smallest < 2:
-        raise TrainingDataError(f"tag {smallest_tag!r} has only {smallest} article; every tag needs at least 2 "
-                         f"(better {n_folds}) articles for cross-validation")
+        raise TrainingDataError(
+            f"tag {smallest_tag!r} has only {smallest} article; every tag needs at least 2 "
+            f"(better {n_folds}) articles for cross-validation"
+        )
     if smallest < n_folds:
-        messages.append(f"tag {smallest_tag!r} has only {smallest} articles, fewer than {n_folds} folds: "
-                        f"using {smallest}-fold cross-validation instead")
+        messages.append(
+            f"tag {smallest_tag!r} has only {smallest} articles, fewer than {n_folds} folds: "
+            f"using {smallest}-fold cross-validation instead"
+        )
         n_folds = smallest
     return StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state), messages
 
@@ -129,8 +153,9 @@ def tune(pipeline: Pipeline, X, y, param_grid: dict, cv, n_jobs: int = -1) -> Gr
 
     X : list of token tuples (or raw texts for the original pipeline), length n_articles; y : tags.
     """
-    search = GridSearchCV(pipeline, param_grid, scoring=SCORING, refit="accuracy", cv=cv, n_jobs=n_jobs,
-                          error_score="raise")
+    search = GridSearchCV(
+        pipeline, param_grid, scoring=SCORING, refit="accuracy", cv=cv, n_jobs=n_jobs, error_score="raise"
+    )
     return search.fit(X, y)
 
 
@@ -176,23 +201,33 @@ class CrossValidatedReport:
         return {
             **self.scores,
             "misclassified_ids": wrong.id.tolist(),
-            "misclassified": [{"id": r.id, "true_tag": r.true_tag, "predicted_tag": r.predicted_tag,
-                               "probability": round(float(r.probability), 4), "text_start": r.text[:60]}
-                              for r in wrong.itertuples()],
+            "misclassified": [
+                {
+                    "id": r.id,
+                    "true_tag": r.true_tag,
+                    "predicted_tag": r.predicted_tag,
+                    "probability": round(float(r.probability), 4),
+                    "text_start": r.text[:60],
+                }
+                for r in wrong.itertuples()
+            ],
             "baseline": {"model": "TF-IDF + LogisticRegression", **self.baseline_scores},
             "tags": self.tags,
             "n_folds": self.n_folds,
             "n_candidates": self.n_candidates,
             "fold_messages": self.fold_messages,
-            "per_class": {tag: {k: _plain(v) for k, v in row.items()}
-                          for tag, row in self.per_class.to_dict(orient="index").items()},
+            "per_class": {
+                tag: {k: _plain(v) for k, v in row.items()}
+                for tag, row in self.per_class.to_dict(orient="index").items()
+            },
             "confusion_matrix": self.confusion.values.tolist(),
             "top_words": [[w, round(float(v), 6)] for w, v in zip(self.top_words.word, self.top_words.importance)],
         }
 
 
-def cross_validated_report(search: GridSearchCV, baseline: GridSearchCV, tokens, y, ids, texts, cv,
-                           n_jobs: int = -1, n_top_words: int = 50) -> CrossValidatedReport:
+def cross_validated_report(
+    search: GridSearchCV, baseline: GridSearchCV, tokens, y, ids, texts, cv, n_jobs: int = -1, n_top_words: int = 50
+) -> CrossValidatedReport:
     """Build the report of the best forest candidate.
 
     Out-of-fold predictions come from ``cross_val_predict`` with the same folds and the best parameters; with a
@@ -200,21 +235,38 @@ def cross_validated_report(search: GridSearchCV, baseline: GridSearchCV, tokens,
     recall and F1 and the confusion matrix are computed on the pooled out-of-fold predictions.
     """
     tags = [str(t) for t in search.classes_]
-    proba = cross_val_predict(clone(search.best_estimator_), tokens, y, cv=cv, method="predict_proba",
-                              n_jobs=n_jobs)
+    proba = cross_val_predict(clone(search.best_estimator_), tokens, y, cv=cv, method="predict_proba", n_jobs=n_jobs)
     predicted = np.asarray(tags, dtype=object)[proba.argmax(axis=1)]
     y = np.asarray(y, dtype=object)
     precision, recall, f1, support = precision_recall_fscore_support(y, predicted, labels=tags, zero_division=0)
-    per_class = pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "support": support},
-                             index=pd.Index(tags, name="tag"))
-    confusion = pd.DataFrame(confusion_matrix(y, predicted, labels=tags),
-                             index=pd.Index(tags, name="true"), columns=pd.Index(tags, name="predicted"))
-    out_of_fold = pd.DataFrame({"id": list(ids), "true_tag": y, "predicted_tag": predicted,
-                                "probability": proba.max(axis=1), "text": list(texts)})
-    return CrossValidatedReport(tags=tags, scores=best_scores(search), baseline_scores=best_scores(baseline),
-                                per_class=per_class, confusion=confusion, out_of_fold=out_of_fold,
-                                top_words=top_words(search.best_estimator_, n_top_words),
-                                n_folds=cv.get_n_splits(), n_candidates=len(search.cv_results_["params"]))
+    per_class = pd.DataFrame(
+        {"precision": precision, "recall": recall, "f1": f1, "support": support}, index=pd.Index(tags, name="tag")
+    )
+    confusion = pd.DataFrame(
+        confusion_matrix(y, predicted, labels=tags),
+        index=pd.Index(tags, name="true"),
+        columns=pd.Index(tags, name="predicted"),
+    )
+    out_of_fold = pd.DataFrame(
+        {
+            "id": list(ids),
+            "true_tag": y,
+            "predicted_tag": predicted,
+            "probability": proba.max(axis=1),
+            "text": list(texts),
+        }
+    )
+    return CrossValidatedReport(
+        tags=tags,
+        scores=best_scores(search),
+        baseline_scores=best_scores(baseline),
+        per_class=per_class,
+        confusion=confusion,
+        out_of_fold=out_of_fold,
+        top_words=top_words(search.best_estimator_, n_top_words),
+        n_folds=cv.get_n_splits(),
+        n_candidates=len(search.cv_results_["params"]),
+    )
 
 
 @dataclass
@@ -225,8 +277,18 @@ class TrainingResult:
     report: CrossValidatedReport
 
 
-def train_tagger(tokens, tags, ids, texts, quick: bool = False, n_folds: int = N_FOLDS, n_jobs: int = -1,
-                 tokenizer=None, param_grid: dict | None = None, log=lambda message: None) -> TrainingResult:
+def train_tagger(
+    tokens,
+    tags,
+    ids,
+    texts,
+    quick: bool = False,
+    n_folds: int = N_FOLDS,
+    n_jobs: int = -1,
+    tokenizer=None,
+    param_grid: dict | None = None,
+    log=lambda message: None,
+) -> TrainingResult:
     """Tune the forest and the baseline on the same folds and build the cross-validated report.
 
     Parameters
@@ -259,8 +321,9 @@ def train_tagger(tokens, tags, ids, texts, quick: bool = False, n_folds: int = N
     log("out-of-fold predictions of the best forest ...")
     report = cross_validated_report(search, baseline, tokens, tags, ids, texts, cv, n_jobs)
     report.fold_messages = messages
-    return TrainingResult(model=with_segmenter(search.best_estimator_, tokenizer), search=search,
-                          baseline=baseline, report=report)
+    return TrainingResult(
+        model=with_segmenter(search.best_estimator_, tokenizer), search=search, baseline=baseline, report=report
+    )
 
 
 def _installed_cjk_font() -> str | None:
@@ -302,13 +365,18 @@ def plot_confusion_matrix(confusion: pd.DataFrame, path: Path) -> Path:
     labels = list(plot_labels(confusion.index).values())
     with plt.rc_context({"font.family": [font, "DejaVu Sans"] if font else ["DejaVu Sans"]}):
         fig, ax = plt.subplots(figsize=(6.5, 6), dpi=120)
-        ConfusionMatrixDisplay(confusion.values, display_labels=labels).plot(ax=ax, cmap="Blues", colorbar=False,
-                                                                             xticks_rotation=30)
+        ConfusionMatrixDisplay(confusion.values, display_labels=labels).plot(
+            ax=ax, cmap="Blues", colorbar=False, xticks_rotation=30
+        )
         plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
         ax.set_title("Out-of-fold confusion matrix (articles)")
         if not font:
-            fig.text(0.01, 0.01, "Tags in Jyutping (no CJK font installed); the text report lists "
-                                 "Jyutping -> tag.", fontsize=8)
+            fig.text(
+                0.01,
+                0.01,
+                "Tags in Jyutping (no CJK font installed); the text report lists Jyutping -> tag.",
+                fontsize=8,
+            )
         fig.tight_layout(rect=(0, 0.04, 1, 1))
         fig.savefig(path, bbox_inches="tight")
         plt.close(fig)
@@ -344,8 +412,9 @@ def predict_tags(model: Pipeline, texts, threshold: float = 0.6) -> pd.DataFrame
     proba = model.predict_proba(list(texts))
     best = proba.argmax(axis=1)
     probability = proba[np.arange(len(best)), best]
-    return pd.DataFrame({"predicted_tag": model.classes_[best], "probability": probability,
-                         "low_confidence": probability < threshold})
+    return pd.DataFrame(
+        {"predicted_tag": model.classes_[best], "probability": probability, "low_confidence": probability < threshold}
+    )
 
 
 def library_versions() -> dict:
@@ -355,14 +424,21 @@ def library_versions() -> dict:
     return versions
 
 
-def save_model(path: Path, model: Pipeline, best_params: dict, training_file: Path | str | None = None,
-               demo: bool = False) -> None:
+def save_model(
+    path: Path, model: Pipeline, best_params: dict, training_file: Path | str | None = None, demo: bool = False
+) -> None:
     """Write the fitted raw-text pipeline with its tag set, parameters, library versions and where it came from
     (training file, whether it is the demo corpus, UTC time of saving) with joblib."""
-    bundle = {"kind": "q3a-cantonese-tagger", "model": model, "tags": [str(t) for t in model.classes_],
-              "best_params": best_params, "versions": library_versions(),
-              "training_file": str(Path(training_file).resolve()) if training_file else None, "demo": bool(demo),
-              "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    bundle = {
+        "kind": "q3a-cantonese-tagger",
+        "model": model,
+        "tags": [str(t) for t in model.classes_],
+        "best_params": best_params,
+        "versions": library_versions(),
+        "training_file": str(Path(training_file).resolve()) if training_file else None,
+        "demo": bool(demo),
+        "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(bundle, path)
 
@@ -396,15 +472,21 @@ def load_model(path: Path) -> dict:
         try:
             bundle = joblib.load(path)
         except (EOFError, ValueError, KeyError, ImportError, AttributeError, TypeError) as error:
-            raise IncompatibleModelError(f"{path}: not a readable tagger model ({error}); "
-                                         "retrain with `tagging_prediction.py --train CSV --model-out M`") from None
+            raise IncompatibleModelError(
+                f"{path}: not a readable tagger model ({error}); "
+                "retrain with `tagging_prediction.py --train CSV --model-out M`"
+            ) from None
     if not isinstance(bundle, dict) or bundle.get("kind") != "q3a-cantonese-tagger":
         raise IncompatibleModelError(f"{path}: not a tagger model saved by tagging_prediction.py")
     current = library_versions()
-    mismatched = [f"{name} {bundle['versions'].get(name)} (running {current[name]})"
-                  for name in VERSIONED_LIBRARIES
-                  if _major_minor(str(bundle["versions"].get(name))) != _major_minor(current[name])]
+    mismatched = [
+        f"{name} {bundle['versions'].get(name)} (running {current[name]})"
+        for name in VERSIONED_LIBRARIES
+        if _major_minor(str(bundle["versions"].get(name))) != _major_minor(current[name])
+    ]
     if mismatched:
-        raise IncompatibleModelError(f"{path}: saved with incompatible library versions: {', '.join(mismatched)}; "
-                                     "retrain the model with the installed requirements")
+        raise IncompatibleModelError(
+            f"{path}: saved with incompatible library versions: {', '.join(mismatched)}; "
+            "retrain the model with the installed requirements"
+        )
     return bundle

@@ -15,21 +15,28 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from article_data import ArticleDataError, load_articles, read_article_table, validate_articles  # noqa: E402
-from cantonese_tokenizer import CantoneseTokenizer, segment_once  # noqa: E402
-from tagger_model import (  # noqa: E402
-    IncompatibleModelError, N_FOLDS, TrainingDataError, describe_model, load_model, plot_confusion_matrix,
-    plot_labels, predict_tags, save_model, train_tagger,
+from article_data import ArticleDataError, load_articles, read_article_table, validate_articles
+from cantonese_tokenizer import CantoneseTokenizer, segment_once
+from tagger_model import (
+    N_FOLDS,
+    IncompatibleModelError,
+    TrainingDataError,
+    describe_model,
+    load_model,
+    plot_confusion_matrix,
+    plot_labels,
+    predict_tags,
+    save_model,
+    train_tagger,
 )
+
+HERE = Path(__file__).resolve().parent
 
 OUT_DIR = HERE / "out"
 DEMO_OUT_DIR = OUT_DIR / "demo"  # the demo never replaces the real model in OUT_DIR
@@ -59,8 +66,9 @@ def _check_writable(path: Path, overwrite: bool, option: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UsageError(f"{option} {path}: cannot create folder {path.parent} ({error.strerror}); "
-                         "choose another path") from None
+        raise UsageError(
+            f"{option} {path}: cannot create folder {path.parent} ({error.strerror}); choose another path"
+        ) from None
     return path
 
 
@@ -74,22 +82,33 @@ def _check_report_dir(folder: Path, overwrite: bool) -> Path:
 
 
 def train_parser() -> argparse.ArgumentParser:
-    p = OneLineArgumentParser(prog="tagging_prediction.py",
-                                description="Train the Cantonese article tagger (random forest, grid search, "
-                                            "stratified 5-fold CV) and predict tags. "
-                                            "Use `tagging_prediction.py predict -h` to reuse a saved model.")
+    p = OneLineArgumentParser(
+        prog="tagging_prediction.py",
+        description="Train the Cantonese article tagger (random forest, grid search, "
+        "stratified 5-fold CV) and predict tags. "
+        "Use `tagging_prediction.py predict -h` to reuse a saved model.",
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--train", type=Path, help="training CSV with columns id,text,tag (or tags)")
-    source.add_argument("--demo", action="store_true",
-                        help=f"train on the hand-written demo corpus in {DEMO_TRAIN.parent.name}/ (not real news)")
+    source.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"train on the hand-written demo corpus in {DEMO_TRAIN.parent.name}/ (not real news)",
+    )
     p.add_argument("--test", type=Path, help="CSV with id,text to tag (default: out-of-fold predictions of --train)")
-    p.add_argument("--out", type=Path,
-                   help=f"predictions CSV (default {OUT_DIR}/prediction.csv; with --demo {DEMO_OUT_DIR}/...)")
-    p.add_argument("--model-out", type=Path,
-                   help=f"where to save the fitted model (default {OUT_DIR}/model.joblib; with --demo "
-                        f"{DEMO_OUT_DIR}/...)")
-    p.add_argument("--report-dir", type=Path,
-                   help=f"folder for confusion_matrix.png (default {OUT_DIR}; with --demo {DEMO_OUT_DIR})")
+    p.add_argument(
+        "--out", type=Path, help=f"predictions CSV (default {OUT_DIR}/prediction.csv; with --demo {DEMO_OUT_DIR}/...)"
+    )
+    p.add_argument(
+        "--model-out",
+        type=Path,
+        help=f"where to save the fitted model (default {OUT_DIR}/model.joblib; with --demo {DEMO_OUT_DIR}/...)",
+    )
+    p.add_argument(
+        "--report-dir",
+        type=Path,
+        help=f"folder for confusion_matrix.png (default {OUT_DIR}; with --demo {DEMO_OUT_DIR})",
+    )
     p.add_argument("--quick", action="store_true", help="skip the grid; use the best-known parameters only")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--encoding", help="input encoding (default UTF-8 with or without BOM; e.g. big5)")
@@ -101,11 +120,15 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def predict_parser() -> argparse.ArgumentParser:
-    p = OneLineArgumentParser(prog="tagging_prediction.py predict",
-                                description="Tag articles with a saved model, without retraining.")
+    p = OneLineArgumentParser(
+        prog="tagging_prediction.py predict", description="Tag articles with a saved model, without retraining."
+    )
     p.add_argument("--model", type=Path, required=True, help="model file written by --model-out")
-    p.add_argument("--input", type=Path,
-                   help="CSV with id,text; without it, stdin is read with one article per line (ids 1, 2, ...)")
+    p.add_argument(
+        "--input",
+        type=Path,
+        help="CSV with id,text; without it, stdin is read with one article per line (ids 1, 2, ...)",
+    )
     p.add_argument("--out", type=Path, help="predictions CSV (default: print CSV to stdout)")
     p.add_argument("--encoding", help="input encoding (default UTF-8 with or without BOM)")
     p.add_argument("--threshold", type=float, default=0.6, help="low_confidence below this probability (%(default)s)")
@@ -115,16 +138,26 @@ def predict_parser() -> argparse.ArgumentParser:
 
 def _report_left_out(articles, source) -> None:
     if articles.left_out_ids:
-        print(f"warning: {source}: {len(articles.left_out_ids)} row(s) with empty text or tag left out: "
-              f"ids {', '.join(articles.left_out_ids)}", file=sys.stderr)
+        print(
+            f"warning: {source}: {len(articles.left_out_ids)} row(s) with empty text or tag left out: "
+            f"ids {', '.join(articles.left_out_ids)}",
+            file=sys.stderr,
+        )
 
 
 def _predictions(result, test, threshold: float) -> pd.DataFrame:
     """Tags for the --test articles, or (without --test) the out-of-fold predictions of the training articles."""
     if test is None:
         oof = result.report.out_of_fold
-        return pd.DataFrame({"id": oof.id, "predicted_tag": oof.predicted_tag, "probability": oof.probability,
-                             "low_confidence": oof.probability < threshold, "true_tag": oof.true_tag})
+        return pd.DataFrame(
+            {
+                "id": oof.id,
+                "predicted_tag": oof.predicted_tag,
+                "probability": oof.probability,
+                "low_confidence": oof.probability < threshold,
+                "true_tag": oof.true_tag,
+            }
+        )
     predictions = predict_tags(result.model, test.texts, threshold)
     predictions.insert(0, "id", test.ids)
     if "tag" in test.frame:
@@ -141,8 +174,9 @@ def run_train(args) -> int:
         raise UsageError(f"--folds {args.folds}: at least 2 folds are needed")
     default_dir = DEMO_OUT_DIR if args.demo else OUT_DIR
     out_path = _check_writable(args.out or default_dir / OUTPUT_NAMES["--out"], args.overwrite, "--out")
-    model_path = _check_writable(args.model_out or default_dir / OUTPUT_NAMES["--model-out"], args.overwrite,
-                                 "--model-out")
+    model_path = _check_writable(
+        args.model_out or default_dir / OUTPUT_NAMES["--model-out"], args.overwrite, "--model-out"
+    )
     png_path = _check_report_dir(args.report_dir or default_dir, args.overwrite)
     train = load_articles(train_path, args.encoding)
     _report_left_out(train, train_path)
@@ -154,8 +188,17 @@ def run_train(args) -> int:
     print(f"segmenting {len(train.texts)} articles with pycantonese ...", file=sys.stderr)
     tokens = segment_once(train.texts, tokenizer)
     try:
-        result = train_tagger(tokens, train.tags, train.ids, train.texts, quick=args.quick, n_folds=args.folds,
-                              n_jobs=args.jobs, tokenizer=tokenizer, log=lambda m: print(m, file=sys.stderr))
+        result = train_tagger(
+            tokens,
+            train.tags,
+            train.ids,
+            train.texts,
+            quick=args.quick,
+            n_folds=args.folds,
+            n_jobs=args.jobs,
+            tokenizer=tokenizer,
+            log=lambda m: print(m, file=sys.stderr),
+        )
     except TrainingDataError as error:
         raise UsageError(f"{train_path}: {error}") from None
     report = result.report
@@ -164,12 +207,25 @@ def run_train(args) -> int:
     predictions.to_csv(out_path, index=False, encoding="utf-8")
     save_model(model_path, result.model, report.scores["best_params"], training_file=train_path, demo=args.demo)
 
-    files = {"prediction_file": str(out_path), "model_file": str(model_path), "confusion_png": str(png_path),
-             "confusion_png_labels": plot_labels(report.tags)}
-    prediction_kind = (f"{len(predictions)} test articles from {test_path}" if test is not None
-                       else f"{len(predictions)} out-of-fold predictions of the training articles (no --test)")
-    summary = {"training_file": str(train_path), "n_articles": len(train.ids), "left_out_ids": train.left_out_ids,
-               "predictions": prediction_kind, "low_confidence": int(predictions.low_confidence.sum()), **files}
+    files = {
+        "prediction_file": str(out_path),
+        "model_file": str(model_path),
+        "confusion_png": str(png_path),
+        "confusion_png_labels": plot_labels(report.tags),
+    }
+    prediction_kind = (
+        f"{len(predictions)} test articles from {test_path}"
+        if test is not None
+        else f"{len(predictions)} out-of-fold predictions of the training articles (no --test)"
+    )
+    summary = {
+        "training_file": str(train_path),
+        "n_articles": len(train.ids),
+        "left_out_ids": train.left_out_ids,
+        "predictions": prediction_kind,
+        "low_confidence": int(predictions.low_confidence.sum()),
+        **files,
+    }
     if args.json:
         print(json.dumps({**report.as_dict(), **summary}, ensure_ascii=False, indent=2))
     else:
@@ -209,14 +265,18 @@ def format_report(report, summary: dict, demo: bool = False) -> str:
     lines.append(f"misclassified articles (out of fold): {len(wrong)}")
     for row in wrong.itertuples():
         snippet = " ".join(row.text.split())[:60]
-        lines.append(f"  {row.id}\ttrue {row.true_tag}\tpredicted {row.predicted_tag}\tp={row.probability:.2f}\t"
-                     f"{snippet}")
+        lines.append(
+            f"  {row.id}\ttrue {row.true_tag}\tpredicted {row.predicted_tag}\tp={row.probability:.2f}\t{snippet}"
+        )
     lines += ["", f"top {len(report.top_words)} words by forest importance:"]
     words = [f"{w} {v:.4f}" for w, v in zip(report.top_words.word, report.top_words.importance)]
-    lines += ["  " + "   ".join(words[i:i + 5]) for i in range(0, len(words), 5)]
-    lines += ["", f"predictions: {summary['prediction_file']} ({summary['predictions']}; "
-                  f"{summary['low_confidence']} low-confidence)",
-              f"model: {summary['model_file']}"]
+    lines += ["  " + "   ".join(words[i : i + 5]) for i in range(0, len(words), 5)]
+    lines += [
+        "",
+        f"predictions: {summary['prediction_file']} ({summary['predictions']}; "
+        f"{summary['low_confidence']} low-confidence)",
+        f"model: {summary['model_file']}",
+    ]
     return "\n".join(lines)
 
 
@@ -227,8 +287,9 @@ def _pm(mean: float, sd: float) -> str:
 def _read_stdin_articles() -> pd.DataFrame:
     lines = [line.strip() for line in sys.stdin.read().splitlines()]
     if not any(lines):
-        raise UsageError("stdin: no article text (empty input or blank lines only); pipe one article per line "
-                         "or pass --input CSV")
+        raise UsageError(
+            "stdin: no article text (empty input or blank lines only); pipe one article per line or pass --input CSV"
+        )
     return pd.DataFrame({"id": [str(i + 1) for i in range(len(lines))], "text": lines}, dtype=str)
 
 
@@ -237,8 +298,9 @@ def run_predict(args) -> int:
         raise UsageError(f"--threshold {args.threshold}: must be between 0 and 1")
     out_path = _check_writable(args.out, args.overwrite, "--out") if args.out else None
     if not args.model.is_file():
-        raise UsageError(f"--model {args.model}: no such model file; train one with --train CSV --model-out "
-                         f"{args.model}")
+        raise UsageError(
+            f"--model {args.model}: no such model file; train one with --train CSV --model-out {args.model}"
+        )
     if args.input:
         frame, source = read_article_table(args.input, args.encoding, require_tag=False), str(args.input)
     else:
@@ -251,8 +313,11 @@ def run_predict(args) -> int:
     predictions.insert(0, "id", articles.ids)
     if out_path:
         predictions.to_csv(out_path, index=False, encoding="utf-8")
-        print(f"predictions: {out_path} ({len(predictions)} articles, "
-              f"{int(predictions.low_confidence.sum())} low-confidence)", file=sys.stderr)
+        print(
+            f"predictions: {out_path} ({len(predictions)} articles, "
+            f"{int(predictions.low_confidence.sum())} low-confidence)",
+            file=sys.stderr,
+        )
     else:
         predictions.to_csv(sys.stdout, index=False)
     return 0

@@ -11,6 +11,7 @@ The loaders read with quoting off (artist names contain ``"``), so one line is a
 wrong number of fields, a user field that is not a 40-hex sha1, or a plays field that is not an integer is counted
 in the returned :class:`LoadReport` by reason and left out, never dropped silently.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -40,8 +41,9 @@ class LoadReport:
     """What a loader did with each line of one file.
 
     ``malformed`` maps a reason to the number of rows left out for it; ``examples`` keeps the first line
-    file line numbers (1-based; an empty line is a row too, left out as its user is no sha1) per reason; ``notes`` counts rows that were kept but
-    changed (missing mbid keyed by name, ages set missing, duplicates summed, ...).
+    file line numbers (1-based; an empty line is a row too, left out as its user is no sha1) per reason;
+    ``notes`` counts rows that were kept but changed
+    (missing mbid keyed by name, ages set missing, duplicates summed, ...).
     """
 
     path: str
@@ -85,8 +87,9 @@ class LoadReport:
         return "; ".join(parts)
 
 
-def _read_tsv(path, columns, report: LoadReport, dictionary: bool = False,
-              block_size: int = READ_BLOCK_BYTES) -> pa.Table:
+def _read_tsv(
+    path, columns, report: LoadReport, dictionary: bool = False, block_size: int = READ_BLOCK_BYTES
+) -> pa.Table:
     """Read a headerless TSV with quoting off; count rows with the wrong field count.
 
     Columns are strings, or with ``dictionary`` dictionary-encoded strings (each read block has its own
@@ -101,21 +104,33 @@ def _read_tsv(path, columns, report: LoadReport, dictionary: bool = False,
 
     decode_errors = []
     hook = sys.unraisablehook  # pyarrow decodes a bad row for the handler; undecodable bytes surface only here
-    sys.unraisablehook = lambda unraisable: (decode_errors.append(unraisable.exc_value)
-                                             if isinstance(unraisable.exc_value, UnicodeDecodeError) else hook(unraisable))
-    parse_options = pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=False,
-                                       invalid_row_handler=on_invalid)
+    sys.unraisablehook = lambda unraisable: (
+        decode_errors.append(unraisable.exc_value)
+        if isinstance(unraisable.exc_value, UnicodeDecodeError)
+        else hook(unraisable)
+    )
+    parse_options = pacsv.ParseOptions(
+        delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
+    )
     column_type = pa.dictionary(pa.int32(), pa.string()) if dictionary else pa.string()
-    convert_options = pacsv.ConvertOptions(column_types={c: column_type for c in columns}, strings_can_be_null=False,
-                                           quoted_strings_can_be_null=False)
+    convert_options = pacsv.ConvertOptions(
+        column_types={c: column_type for c in columns}, strings_can_be_null=False, quoted_strings_can_be_null=False
+    )
     try:
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=list(columns), block_size=block_size),
-                               parse_options=parse_options, convert_options=convert_options)
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=list(columns), block_size=block_size),
+            parse_options=parse_options,
+            convert_options=convert_options,
+        )
         if None in bad_lines:  # the multi-threaded reader does not number lines: one streaming pass to number them
             bad_lines.clear()
-            for _ in pacsv.open_csv(path, read_options=pacsv.ReadOptions(column_names=list(columns), use_threads=False,
-                                                                         block_size=block_size),
-                                    parse_options=parse_options, convert_options=convert_options):
+            for _ in pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(column_names=list(columns), use_threads=False, block_size=block_size),
+                parse_options=parse_options,
+                convert_options=convert_options,
+            ):
                 pass
     except pa.ArrowInvalid as exc:  # e.g. invalid UTF-8: a user mistake about the file, reported in one line
         line = first_non_utf8_line(path)
@@ -127,8 +142,9 @@ def _read_tsv(path, columns, report: LoadReport, dictionary: bool = False,
         sys.unraisablehook = hook
     if decode_errors:  # a skipped row was undecodable: the file is not UTF-8 text
         raise ValueError(f"{path}: not UTF-8 text at line {first_non_utf8_line(path)}; the Last.fm files are UTF-8")
-    report.add_malformed(f"not {len(columns)} tab-separated fields", len(bad_lines),
-                         sorted(x for x in bad_lines if x is not None)[:5])
+    report.add_malformed(
+        f"not {len(columns)} tab-separated fields", len(bad_lines), sorted(x for x in bad_lines if x is not None)[:5]
+    )
     if None not in bad_lines:  # 0-based file lines the reader skipped: maps table rows back to lines
         report.skipped_lines = np.sort(np.array(bad_lines, np.int64)) - 1
     report.rows_read = table.num_rows + len(bad_lines)
@@ -316,7 +332,9 @@ def load_plays(path, *, block_size: int = READ_BLOCK_BYTES) -> tuple[pd.DataFram
 
     report.add_note("rows without artist mbid keyed by normalised artist name", rows_with(no_mbid, mbid))
     report.add_note("rows with an mbid but no artist name", rows_with(_flag(names, pc.equal, ""), name))
-    report.add_note("rows with 0 plays (kept; they carry no weight)", rows_with(_flag(plays_text, pc.equal, "0"), plays_code))
+    report.add_note(
+        "rows with 0 plays (kept; they carry no weight)", rows_with(_flag(plays_text, pc.equal, "0"), plays_code)
+    )
     artist, keys, first_row = _artist_keys(mbid, mbids, no_mbid, name, names)
     first_mbid = _categories(mbids, mbid[first_row])  # first spelling of mbid/name per artist key
     first_name = _categories(names, name[first_row])
@@ -327,13 +345,15 @@ def load_plays(path, *, block_size: int = READ_BLOCK_BYTES) -> tuple[pd.DataFram
     user, artist, counts, repeats = _sum_duplicates(user, artist, counts, len(keys))
     report.add_note("duplicate (user, artist) rows summed", repeats)
     report.add_note(f"(user, artist) play sums above {INT32_MAX:,} set to it", int((counts > INT32_MAX).sum()))
-    plays = pd.DataFrame({
-        "user": pd.Categorical.from_codes(user, users.take(pa.array(user_values)).to_pylist()),
-        "artist": pd.Categorical.from_codes(artist, keys.to_pylist()),
-        "artist_mbid": pd.Categorical.from_codes(first_mbid.codes[artist], first_mbid.categories),
-        "artist_name": pd.Categorical.from_codes(first_name.codes[artist], first_name.categories),
-        "plays": np.minimum(counts, INT32_MAX).astype(np.int32),
-    })
+    plays = pd.DataFrame(
+        {
+            "user": pd.Categorical.from_codes(user, users.take(pa.array(user_values)).to_pylist()),
+            "artist": pd.Categorical.from_codes(artist, keys.to_pylist()),
+            "artist_mbid": pd.Categorical.from_codes(first_mbid.codes[artist], first_mbid.categories),
+            "artist_name": pd.Categorical.from_codes(first_name.codes[artist], first_name.categories),
+            "plays": np.minimum(counts, INT32_MAX).astype(np.int32),
+        }
+    )
     return plays, report
 
 
@@ -344,8 +364,12 @@ def _kept_play_rows(report, user, users, plays_code, plays_ok, mbid, no_mbid, na
     keep, or None when all are kept; ``report.dropped_rows`` gets the rows left out.
     """
     dropped = np.zeros(len(user), bool)
-    _leave_out(report, dropped, _rows_flagged(~_flag(users, pc.match_substring_regex, _SHA1_PATTERN), user),
-               "user is not a 40-hex sha1")
+    _leave_out(
+        report,
+        dropped,
+        _rows_flagged(~_flag(users, pc.match_substring_regex, _SHA1_PATTERN), user),
+        "user is not a 40-hex sha1",
+    )
     _leave_out(report, dropped, _rows_flagged(~plays_ok, plays_code), "plays is not a non-negative integer")
     blank = _flag(pc.utf8_trim_whitespace(names), pc.equal, "")
     if no_mbid.any() and blank.any():
@@ -364,7 +388,7 @@ def _artist_keys(mbid, mbids, no_mbid, name, names) -> tuple[np.ndarray, pa.Arra
     name_keys = pc.binary_join_element_wise(NAME_KEY_PREFIX, normalise_artist_name(names), "")
     keys = pc.dictionary_encode(pa.concat_arrays([mbids, name_keys]))
     key_of = keys.indices.to_numpy()
-    artist = np.where(no_mbid[mbid], key_of[len(mbids):][name], key_of[:len(mbids)][mbid])
+    artist = np.where(no_mbid[mbid], key_of[len(mbids) :][name], key_of[: len(mbids)][mbid])
     artist, used, first_row = _relabel_by_first_row(artist, len(keys.dictionary))
     return artist, keys.dictionary.take(pa.array(used)), first_row
 
@@ -390,8 +414,9 @@ def load_profiles(path) -> tuple[pd.DataFrame, LoadReport]:
     """
     report = LoadReport(str(path))
     table = _read_tsv(path, PROFILE_COLUMNS, report)
-    table = _drop_rows(table, pc.invert(pc.match_substring_regex(table["user"], _SHA1_PATTERN)),
-                       "user is not a 40-hex sha1", report)
+    table = _drop_rows(
+        table, pc.invert(pc.match_substring_regex(table["user"], _SHA1_PATTERN)), "user is not a 40-hex sha1", report
+    )
     frame = table.to_pandas()
     repeated = frame["user"].duplicated()
     if repeated.any():
@@ -403,19 +428,23 @@ def load_profiles(path) -> tuple[pd.DataFrame, LoadReport]:
     age = _per_distinct(frame["age"].where(frame["age"] != ""), lambda ages: pd.to_numeric(ages, errors="coerce"))
     report.add_note("ages missing", int((frame["age"] == "").sum()))
     out_of_range = age.notna() & ~age.between(*AGE_RANGE)
-    report.add_note(f"ages outside {AGE_RANGE[0]}-{AGE_RANGE[1]} or not numbers set missing",
-                    int(out_of_range.sum() + (age.isna() & (frame["age"] != "")).sum()))
+    report.add_note(
+        f"ages outside {AGE_RANGE[0]}-{AGE_RANGE[1]} or not numbers set missing",
+        int(out_of_range.sum() + (age.isna() & (frame["age"] != "")).sum()),
+    )
     signup = _per_distinct(frame["signup"], lambda dates: pd.to_datetime(dates, format=SIGNUP_FORMAT, errors="coerce"))
     report.add_note("signup dates not like 'Feb 1, 2007' set missing", int(signup.isna().sum()))
     country = frame["country"].where(frame["country"] != "")
     report.add_note("countries missing", int(country.isna().sum()))
-    profiles = pd.DataFrame({
-        "user": frame["user"].astype(str),
-        "gender": pd.Categorical(gender, categories=["m", "f"]),
-        "age": age.where(~out_of_range).astype(np.float32),
-        "country": pd.Categorical(country),
-        "signup": signup,
-    })
+    profiles = pd.DataFrame(
+        {
+            "user": frame["user"].astype(str),
+            "gender": pd.Categorical(gender, categories=["m", "f"]),
+            "age": age.where(~out_of_range).astype(np.float32),
+            "country": pd.Categorical(country),
+            "signup": signup,
+        }
+    )
     report.rows_kept = len(profiles)
     return profiles, report
 
@@ -428,8 +457,7 @@ def align_users(plays: pd.DataFrame, profiles: pd.DataFrame) -> tuple[pd.DataFra
     """
     played = pd.Index(plays["user"].cat.categories[np.unique(plays["user"].cat.codes)])
     missing = played.difference(pd.Index(profiles["user"]))
-    counts = {"users_without_plays": int((~profiles["user"].isin(played)).sum()),
-              "users_without_profile": len(missing)}
+    counts = {"users_without_plays": int((~profiles["user"].isin(played)).sum()), "users_without_profile": len(missing)}
     if len(missing):
         extra = pd.DataFrame({"user": missing.astype(str)})
         profiles = pd.concat([profiles, extra], ignore_index=True)

@@ -5,6 +5,7 @@ reference for the profile columns' distributions (:func:`profile_reference`). Pl
 genres tied to country and age, niches that own their artists (their number grows with the catalogue) and users
 who mix several niches (:func:`generate_lastfm`; the README's Generator section explains it).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 from lastfm_data import PLAYS_FILE, PROFILE_COLUMNS, PROFILES_FILE, load_profiles
 
 _MONTHS = np.array(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
+
 
 @dataclass
 class ProfileReference:
@@ -34,9 +36,22 @@ DEFAULT_REFERENCE = ProfileReference(
     gender=pd.Series({"m": 0.68, "f": 0.22, "": 0.10}),
     ages=np.array([17, 19, 20, 21, 22, 22, 23, 24, 25, 26, 28, 30, 33, 38, 45]),
     age_missing=0.22,
-    country=pd.Series({"United States": 0.2, "Germany": 0.12, "United Kingdom": 0.1, "Poland": 0.08, "Sweden": 0.08,
-                       "Brazil": 0.08, "Russian Federation": 0.08, "Finland": 0.06, "Spain": 0.06, "Japan": 0.05,
-                       "Korea, Republic of": 0.04, "Mexico": 0.05}),
+    country=pd.Series(
+        {
+            "United States": 0.2,
+            "Germany": 0.12,
+            "United Kingdom": 0.1,
+            "Poland": 0.08,
+            "Sweden": 0.08,
+            "Brazil": 0.08,
+            "Russian Federation": 0.08,
+            "Finland": 0.06,
+            "Spain": 0.06,
+            "Japan": 0.05,
+            "Korea, Republic of": 0.04,
+            "Mexico": 0.05,
+        }
+    ),
     signup_range=(pd.Timestamp("2003-01-01"), pd.Timestamp("2009-11-01")),
 )
 
@@ -54,7 +69,9 @@ def profile_reference(path=None) -> ProfileReference:
     profiles, _ = load_profiles(path)
     gender = profiles["gender"].astype(object).fillna("").value_counts(normalize=True)
     return ProfileReference(
-        gender=gender, ages=profiles["age"].dropna().to_numpy(), age_missing=float(profiles["age"].isna().mean()),
+        gender=gender,
+        ages=profiles["age"].dropna().to_numpy(),
+        age_missing=float(profiles["age"].isna().mean()),
         country=profiles["country"].value_counts(normalize=True).loc[lambda s: s > 0],
         signup_range=(profiles["signup"].min(), profiles["signup"].max()),
     )
@@ -63,24 +80,62 @@ def profile_reference(path=None) -> ProfileReference:
 def _hex_ids(rng, n: int, n_bytes: int) -> np.ndarray:
     raw = rng.bytes(n * n_bytes).hex()
     width = 2 * n_bytes
-    return np.array([raw[i * width:(i + 1) * width] for i in range(n)], dtype=object)
+    return np.array([raw[i * width : (i + 1) * width] for i in range(n)], dtype=object)
 
 
 def _artist_catalogue(rng, n_artists: int) -> pd.DataFrame:
     """Artist mbids (UUID-shaped) and names with the real quirks: ~1% without mbid, quotes, non-ASCII."""
     first = np.array(["the", "los", "die", "les", "dj", "lil", "mc", "sir", "dead", "black", "silver", "royal"])
-    words = np.array(["wolves", "echo", "machine", "ärzte", "sigur", "kings", "rain", "velvet", "orchestra", "ghost",
-                      "smiths", "strokes", "björk", "noir", "takeshi", "cowboy", "disco", "radio", "mountain", "jazz",
-                      "crew", "sound", "mötley", "club", "river", "stars", "fire", "paris", "tokyo", "ocean"])
+    words = np.array(
+        [
+            "wolves",
+            "echo",
+            "machine",
+            "ärzte",
+            "sigur",
+            "kings",
+            "rain",
+            "velvet",
+            "orchestra",
+            "ghost",
+            "smiths",
+            "strokes",
+            "björk",
+            "noir",
+            "takeshi",
+            "cowboy",
+            "disco",
+            "radio",
+            "mountain",
+            "jazz",
+            "crew",
+            "sound",
+            "mötley",
+            "club",
+            "river",
+            "stars",
+            "fire",
+            "paris",
+            "tokyo",
+            "ocean",
+        ]
+    )
     ids = np.arange(n_artists)
-    names = pd.Series(first[rng.integers(0, len(first), n_artists)]) + " " + words[rng.integers(0, len(words), n_artists)] \
-        + " " + pd.Series(ids).astype(str)
+    names = (
+        pd.Series(first[rng.integers(0, len(first), n_artists)])
+        + " "
+        + words[rng.integers(0, len(words), n_artists)]
+        + " "
+        + pd.Series(ids).astype(str)
+    )
     quoted = rng.random(n_artists) < 0.003
     names[quoted] = '"' + names[quoted] + '" band'
     apostrophe = rng.random(n_artists) < 0.01
     names[apostrophe] = names[apostrophe] + "'s"
     hexes = pd.Series(_hex_ids(rng, n_artists, 16))
-    mbid = hexes.str[:8] + "-" + hexes.str[8:12] + "-" + hexes.str[12:16] + "-" + hexes.str[16:20] + "-" + hexes.str[20:]
+    mbid = (
+        hexes.str[:8] + "-" + hexes.str[8:12] + "-" + hexes.str[12:16] + "-" + hexes.str[16:20] + "-" + hexes.str[20:]
+    )
     mbid[rng.random(n_artists) < 0.01] = ""
     return pd.DataFrame({"artist_mbid": mbid, "artist_name": names})
 
@@ -98,8 +153,13 @@ def _generate_profiles(rng, n_users: int, reference: ProfileReference) -> pd.Dat
     first, last = reference.signup_range
     days = rng.integers(0, max((last - first).days, 1) + 1, n_users)
     signup = pd.DatetimeIndex(first + pd.to_timedelta(days, unit="D"))
-    signup_text = pd.Series(_MONTHS[signup.month - 1]) + " " + pd.Series(signup.day.astype(str)) + ", " \
+    signup_text = (
+        pd.Series(_MONTHS[signup.month - 1])
+        + " "
+        + pd.Series(signup.day.astype(str))
+        + ", "
         + pd.Series(signup.year.astype(str))
+    )
     return pd.DataFrame({"user": users, "gender": gender, "age": age_text, "country": country, "signup": signup_text})
 
 
@@ -208,11 +268,12 @@ def _generate_plays(rng, profiles: pd.DataFrame, n_artists: int, artists_per_use
     start = np.searchsorted(taste.artist_niche[order], np.arange(len(taste.niche_genre) + 1))
     take = np.flatnonzero((source == 2) & (start[niche + 1] > start[niche]))
     size = start[niche[take] + 1] - start[niche[take]]
-    artist[take] = order[start[niche[take]] + np.minimum((size * rng.random(len(take)) ** 2).astype(np.int64),
-                                                          size - 1)]
+    artist[take] = order[
+        start[niche[take]] + np.minimum((size * rng.random(len(take)) ** 2).astype(np.int64), size - 1)
+    ]
     key = np.unique(user.astype(np.int64) * n_artists + artist)
     key = key[np.lexsort((rng.random(len(key)), key // n_artists))]  # random order within each user, so the
-    user, artist = key // n_artists, key % n_artists                 # cut below keeps a random subset
+    user, artist = key // n_artists, key % n_artists  # cut below keeps a random subset
     rank = np.arange(len(key)) - np.searchsorted(user, user)
     keep = rank < n_items[user]
     user, artist = user[keep], artist[keep]
@@ -230,8 +291,8 @@ def _write_tsv(path, columns) -> None:
     arrays[-1] = pc.binary_join_element_wise(arrays[-1], newline, empty)
     lines = pc.binary_join_element_wise(*arrays, tab)
     with open(path, "wb") as out:
-        for chunk in (lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]):
-            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[chunk.offset:chunk.offset + len(chunk) + 1]
+        for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[chunk.offset : chunk.offset + len(chunk) + 1]
             start, end = int(offsets[0]), int(offsets[-1])
             out.write(memoryview(chunk.buffers()[2])[start:end])
 
@@ -255,8 +316,15 @@ def default_artists(n_users: int) -> int:
     return max(2000, int(160_000 * (n_users / 359_347) ** 0.7))
 
 
-def generate_tables(n_users: int, *, random_state: int = 0, reference: ProfileReference | None = None,
-                    n_artists: int | None = None, artists_per_user: int = 50, n_genres: int = 40) -> GeneratedTables:
+def generate_tables(
+    n_users: int,
+    *,
+    random_state: int = 0,
+    reference: ProfileReference | None = None,
+    n_artists: int | None = None,
+    artists_per_user: int = 50,
+    n_genres: int = 40,
+) -> GeneratedTables:
     """Profiles, catalogue and play rows of :func:`generate_lastfm` in memory, with the latent taste model.
 
     Raises ValueError for n_users < 1."""
@@ -271,8 +339,16 @@ def generate_tables(n_users: int, *, random_state: int = 0, reference: ProfileRe
     return GeneratedTables(profiles, catalogue, user, artist, plays, taste)
 
 
-def generate_lastfm(out_dir, n_users: int, *, random_state: int = 0, reference: ProfileReference | None = None,
-                    n_artists: int | None = None, artists_per_user: int = 50, n_genres: int = 40) -> dict:
+def generate_lastfm(
+    out_dir,
+    n_users: int,
+    *,
+    random_state: int = 0,
+    reference: ProfileReference | None = None,
+    n_artists: int | None = None,
+    artists_per_user: int = 50,
+    n_genres: int = 40,
+) -> dict:
     """Write ``usersha1-profile.tsv`` and ``usersha1-artmbid-artname-plays.tsv`` for ``n_users`` into ``out_dir``.
 
     Exactly the real format (see module docstring). The taste model (see the README's Generator section):
@@ -287,13 +363,24 @@ def generate_lastfm(out_dir, n_users: int, *, random_state: int = 0, reference: 
     rows with 0 plays. ``n_artists`` defaults to :func:`default_artists`. Returns counts ``{"users",
     "plays_rows", "artists"}``. Raises ValueError for n_users < 1.
     """
-    tables = generate_tables(n_users, random_state=random_state, reference=reference, n_artists=n_artists,
-                             artists_per_user=artists_per_user, n_genres=n_genres)
+    tables = generate_tables(
+        n_users,
+        random_state=random_state,
+        reference=reference,
+        n_artists=n_artists,
+        artists_per_user=artists_per_user,
+        n_genres=n_genres,
+    )
     rng = np.random.default_rng([random_state, 1])  # the quirks: their own stream
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    profiles, catalogue, user, artist, plays = (tables.profiles, tables.catalogue, tables.user, tables.artist,
-                                                tables.plays)
+    profiles, catalogue, user, artist, plays = (
+        tables.profiles,
+        tables.catalogue,
+        tables.user,
+        tables.artist,
+        tables.plays,
+    )
     has_plays = rng.random(n_users) >= 0.002
     keep = has_plays[user]
     user, artist, plays = user[keep], artist[keep], plays[keep]
@@ -302,8 +389,15 @@ def generate_lastfm(out_dir, n_users: int, *, random_state: int = 0, reference: 
     dup = np.flatnonzero(rng.random(len(user)) < 0.0001)
     user, artist, plays = np.insert(user, dup, user[dup]), np.insert(artist, dup, artist[dup]), np.insert(plays, dup, 1)
     user_ids = profiles["user"].to_numpy()
-    _write_tsv(out_dir / PLAYS_FILE, [user_ids[user], catalogue["artist_mbid"].to_numpy()[artist],
-                                     catalogue["artist_name"].to_numpy()[artist], plays.astype(str)])
+    _write_tsv(
+        out_dir / PLAYS_FILE,
+        [
+            user_ids[user],
+            catalogue["artist_mbid"].to_numpy()[artist],
+            catalogue["artist_name"].to_numpy()[artist],
+            plays.astype(str),
+        ],
+    )
     profile_only_ok = rng.random(n_users) >= 0.0005  # plays-only users: left out of the profile file
     written = profiles[profile_only_ok | ~has_plays]
     _write_tsv(out_dir / PROFILES_FILE, [written[c].to_numpy() for c in PROFILE_COLUMNS])

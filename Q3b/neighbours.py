@@ -18,6 +18,7 @@ votes are numba kernels run on all cores, which prefetch the next user's rows wh
 faiss IVF route (``method='ann'``) is kept for comparison. Cold start: users without plays get their country's most
 popular artists, else global ones.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,12 @@ def _unwritable_cache_fallback(folders) -> str | None:
 
 
 if not numba.config.CACHE_DIR:
-    _fallback = _unwritable_cache_fallback([os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
-                                            AppDirs(appname="numba", appauthor=False).user_cache_dir])
+    _fallback = _unwritable_cache_fallback(
+        [
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+            AppDirs(appname="numba", appauthor=False).user_cache_dir,
+        ]
+    )
     if _fallback:
         numba.config.CACHE_DIR = _fallback
 
@@ -87,7 +92,7 @@ class UserArtistData:
     country: np.ndarray
     countries: np.ndarray
 
-    def with_plays(self, plays: sp.csr_matrix) -> "UserArtistData":
+    def with_plays(self, plays: sp.csr_matrix) -> UserArtistData:
         """Same users and profiles with another plays matrix (e.g. the training part of a holdout split)."""
         return UserArtistData(self.users, self.artists, plays.tocsr(), self.age, self.country, self.countries)
 
@@ -120,16 +125,25 @@ def build_user_artist_data(plays: pd.DataFrame, profiles: pd.DataFrame) -> UserA
     artists.iloc[cols[first], 0] = plays["artist_mbid"].to_numpy()[first].astype(str)
     artists.iloc[cols[first], 1] = plays["artist_name"].to_numpy()[first].astype(str)
     country = profiles["country"].astype("category")
-    return UserArtistData(users, artists, matrix, profiles["age"].to_numpy(np.float32),
-                          country.cat.codes.to_numpy().astype(np.int32), np.asarray(country.cat.categories, dtype=str))
+    return UserArtistData(
+        users,
+        artists,
+        matrix,
+        profiles["age"].to_numpy(np.float32),
+        country.cat.codes.to_numpy().astype(np.int32),
+        np.asarray(country.cat.categories, dtype=str),
+    )
 
 
 def build_features(data: UserArtistData, profile_weight: float = DEFAULT_PROFILE_WEIGHT) -> sp.csr_matrix:
     """Feature rows (n_users, 1 + n_countries + n_artists): ``w * z-scored age`` (0 when missing),
     ``w * one-hot country`` (all 0 when missing), then plays divided by the user's total (L1 norm; all 0 without
     plays). Raises ValueError for a negative weight."""
-    return sp.hstack([_profile_block(data, profile_weight), normalize(data.plays, norm="l1").astype(np.float32)],
-                     format="csr", dtype=np.float32)
+    return sp.hstack(
+        [_profile_block(data, profile_weight), normalize(data.plays, norm="l1").astype(np.float32)],
+        format="csr",
+        dtype=np.float32,
+    )
 
 
 def _profile_block(data: UserArtistData, profile_weight: float) -> sp.csr_matrix:
@@ -143,10 +157,13 @@ def _profile_block(data: UserArtistData, profile_weight: float) -> sp.csr_matrix
         scaled[known] = (age[known] - age[known].mean()) / age[known].std()
     n = len(data.users)
     has_country = data.country >= 0
-    one_hot = sp.csr_matrix((np.ones(has_country.sum(), np.float32), (np.flatnonzero(has_country), data.country[has_country])),
-                            shape=(n, len(data.countries)))
-    return sp.hstack([sp.csr_matrix(scaled[:, None] * profile_weight), one_hot * profile_weight], format="csr",
-                     dtype=np.float32)
+    one_hot = sp.csr_matrix(
+        (np.ones(has_country.sum(), np.float32), (np.flatnonzero(has_country), data.country[has_country])),
+        shape=(n, len(data.countries)),
+    )
+    return sp.hstack(
+        [sp.csr_matrix(scaled[:, None] * profile_weight), one_hot * profile_weight], format="csr", dtype=np.float32
+    )
 
 
 def top_n_per_row(matrix: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,8 +174,9 @@ def top_n_per_row(matrix: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray
     row (numba): O(nnz log n) time, no dense copy.
     """
     matrix = matrix.tocsr()
-    return _top_n_rows(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int32),
-                       matrix.data.astype(np.float32), n)
+    return _top_n_rows(
+        matrix.indptr.astype(np.int64), matrix.indices.astype(np.int32), matrix.data.astype(np.float32), n
+    )
 
 
 @intrinsic
@@ -167,24 +185,35 @@ def _prefetch(typingctx, array, index):
     intrinsic, read, keep in all cache levels; ``prefetcht0`` on x86) and go on without waiting. A hint only: it
     never faults, even past the end of the array, and changes no result. Used to fetch the rows the next user will
     read while the current one is computed, since both kernels spend most of their time waiting on random rows."""
+
     def codegen(context, builder, signature, args):
         array_type = signature.args[0]
-        pointer = cgutils.get_item_pointer(context, builder, array_type,
-                                           context.make_array(array_type)(context, builder, args[0]), [args[1]],
-                                           wraparound=False)
+        pointer = cgutils.get_item_pointer(
+            context,
+            builder,
+            array_type,
+            context.make_array(array_type)(context, builder, args[0]),
+            [args[1]],
+            wraparound=False,
+        )
         byte_pointer = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0i8")
-        builder.call(function, [builder.bitcast(pointer, byte_pointer), ir.Constant(i32, 0), ir.Constant(i32, 3),
-                                ir.Constant(i32, 1)])
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        builder.call(
+            function,
+            [builder.bitcast(pointer, byte_pointer), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)],
+        )
         return context.get_dummy_value()
+
     return numba.types.void(array, index), codegen
 
 
 # --- compiled kernels (numba): the per-user loops of the inverted-index neighbours and of the votes ----------------
 # Each kernel walks a contiguous block of query users per thread with its own dense scratch rows, so the work is
 # O(touched entries) per user instead of O(n_users) and the two cores share it (numba prange releases the GIL).
+
 
 @numba.njit(inline="always")
 def _worse(v1, i1, v2, i2):
@@ -376,8 +405,22 @@ def _best_candidates(partial, touched, n_touched, q, cand_v, cand_i, kept, sampl
 
 
 @numba.njit(parallel=True, cache=True)
-def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_column, post_ptr, post_rows,
-                               post_values, head_ptr, head_pairs, query, k, n_candidates, n_blocks):
+def _inverted_index_neighbours(
+    indptr,
+    indices,
+    data,
+    head_end,
+    first_plays_column,
+    post_ptr,
+    post_rows,
+    post_values,
+    head_ptr,
+    head_pairs,
+    query,
+    k,
+    n_candidates,
+    n_blocks,
+):
     """Candidates = users reached through the query's artists in the posting lists, ranked by that partial dot
     product; the best ``n_candidates`` are re-ranked by the exact dot product of the full feature rows.
 
@@ -422,8 +465,9 @@ def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_colu
                     continue
                 a = col - first_plays_column
                 if col < head_end:
-                    n_touched = _scatter_add(partial, touched, n_touched, post_rows, post_values, post_ptr[a],
-                                             post_ptr[a + 1], x)
+                    n_touched = _scatter_add(
+                        partial, touched, n_touched, post_rows, post_values, post_ptr[a], post_ptr[a + 1], x
+                    )
                     continue
                 for r in range(post_ptr[a], post_ptr[a + 1]):  # _scatter_add, summing into ``tail`` as well
                     c = post_rows[r]
@@ -453,8 +497,21 @@ def _inverted_index_neighbours(indptr, indices, data, head_end, first_plays_colu
 
 
 @numba.njit(parallel=True, cache=True)
-def _vote_kernel(order, neighbour_idx, neighbour_sim, pool_ptr, pool_cols, pool_values, played_ptr, played_cols,
-                 renumber, artist_of, out_a, out_s, n_blocks):
+def _vote_kernel(
+    order,
+    neighbour_idx,
+    neighbour_sim,
+    pool_ptr,
+    pool_cols,
+    pool_values,
+    played_ptr,
+    played_cols,
+    renumber,
+    artist_of,
+    out_a,
+    out_s,
+    n_blocks,
+):
     """For the query rows ``order``, in that sequence: votes[a] = sum_j max(sim_j, 0) * share_j[a]; played artists
     and zero votes dropped; the top n (out_a.shape[1]) written to that row of out_a/out_s (padded by the caller).
     Pool columns are renumbered: ``renumber`` maps an artist to its column, ``artist_of`` back; ties rank by
@@ -483,8 +540,9 @@ def _vote_kernel(order, neighbour_idx, neighbour_sim, pool_ptr, pool_cols, pool_
                 s = neighbour_sim[row, j]
                 if c < 0 or not s > 0:
                     continue
-                n_touched = _scatter_add(votes, touched, n_touched, pool_cols, pool_values, pool_ptr[c],
-                                         pool_ptr[c + 1], s)
+                n_touched = _scatter_add(
+                    votes, touched, n_touched, pool_cols, pool_values, pool_ptr[c], pool_ptr[c + 1], s
+                )
             for r in range(played_ptr[row], played_ptr[row + 1]):
                 votes[renumber[played_cols[r]]] = -1  # played: never recommended, still marked as touched
             size = 0
@@ -511,26 +569,27 @@ def _split_blocks(features: sp.csr_matrix, n_profile: int):
 
 
 def _exact_neighbours(dense, plays, query, k, metric, batch_size, progress):
-    squared = (dense ** 2).sum(1) + np.asarray(plays.multiply(plays).sum(1)).ravel()
+    squared = (dense**2).sum(1) + np.asarray(plays.multiply(plays).sum(1)).ravel()
     idx = np.empty((len(query), k), np.int32)
     sim = np.empty((len(query), k), np.float32)
     for start in tqdm(range(0, len(query), batch_size), desc="neighbours (exact)", disable=not progress):
-        q = query[start:start + batch_size]
+        q = query[start : start + batch_size]
         dot = dense[q] @ dense.T + (plays[q] @ plays.T).toarray()
         if metric == "euclidean":
             dist = np.sqrt(np.maximum(squared[q, None] + squared[None, :] - 2 * dot, 0))
             dot = 1.0 / (1.0 + dist)
         dot[np.arange(len(q)), q] = -np.inf  # a user is not its own neighbour
-        idx[start:start + len(q)], sim[start:start + len(q)] = _top_k_dense(dot, k)
+        idx[start : start + len(q)], sim[start : start + len(q)] = _top_k_dense(dot, k)
     return idx, sim
 
 
 def _pair_similarity(dense, plays, left, right, chunk=400_000):
     out = np.empty(len(left), np.float32)
     for s in range(0, len(left), chunk):
-        a, b = left[s:s + chunk], right[s:s + chunk]
-        out[s:s + chunk] = np.einsum("ij,ij->i", dense[a], dense[b]) + \
-            np.asarray(plays[a].multiply(plays[b]).sum(1)).ravel()
+        a, b = left[s : s + chunk], right[s : s + chunk]
+        out[s : s + chunk] = (
+            np.einsum("ij,ij->i", dense[a], dense[b]) + np.asarray(plays[a].multiply(plays[b]).sum(1)).ravel()
+        )
     return out
 
 
@@ -554,7 +613,7 @@ def _ann_neighbours(dense, plays, query, k, n_candidates, random_state, progress
     sim = np.empty((len(query), k), np.float32)
     batch = 20_000
     for start in tqdm(range(0, len(query), batch), desc="neighbours (faiss + re-rank)", disable=not progress):
-        q = query[start:start + batch]
+        q = query[start : start + batch]
         _, cand = index.search(embedding[q], n_candidates + 1)
         left = np.repeat(q, cand.shape[1])
         right = cand.ravel()
@@ -563,11 +622,10 @@ def _ann_neighbours(dense, plays, query, k, n_candidates, random_state, progress
         exact[valid] = _pair_similarity(dense, plays, left[valid], right[valid])
         exact = exact.reshape(cand.shape)
         top, top_sim = _top_k_dense(exact, k)
-        idx[start:start + len(q)] = np.take_along_axis(cand, top, axis=1)
-        sim[start:start + len(q)] = top_sim
+        idx[start : start + len(q)] = np.take_along_axis(cand, top, axis=1)
+        sim[start : start + len(q)] = top_sim
     idx[~np.isfinite(sim)] = -1
     return idx, sim
-
 
 
 def _blocks(n_query: int) -> int:
@@ -575,8 +633,7 @@ def _blocks(n_query: int) -> int:
     return int(max(1, min(n_query, max(numba.get_num_threads(), n_query // 1000))))
 
 
-def _inverted_neighbours(features, n_profile, query, k, posting_cap, n_candidates, progress, timings,
-                         chunk=50_000):
+def _inverted_neighbours(features, n_profile, query, k, posting_cap, n_candidates, progress, timings, chunk=50_000):
     """Cosine neighbours from an inverted index (artist -> its ``posting_cap`` heaviest listeners) with an exact
     re-rank of the ``n_candidates`` best partial matches over the full feature rows (profile block included)."""
     start = time.perf_counter()
@@ -603,9 +660,9 @@ def _inverted_neighbours(features, n_profile, query, k, posting_cap, n_candidate
     head_pairs = np.empty(2 * head.nnz, np.int32)  # one array: one cache miss per candidate instead of two
     head_pairs[0::2], head_pairs[1::2] = head.indices, head.data.astype(np.float32).view(np.int32)
     head_ptr = head.indptr.astype(np.int64)
-    post_ptr, post_rows, post_values = _truncated_postings(indptr, indices, data, n_profile,
-                                                           features.shape[1] - n_profile, posting_cap,
-                                                           numba.get_num_threads())
+    post_ptr, post_rows, post_values = _truncated_postings(
+        indptr, indices, data, n_profile, features.shape[1] - n_profile, posting_cap, numba.get_num_threads()
+    )
     del head
     timings["index"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -614,10 +671,23 @@ def _inverted_neighbours(features, n_profile, query, k, posting_cap, n_candidate
     query_order = np.argsort(position[query], kind="stable")  # queries in the reordered row order too
     query = np.ascontiguousarray(position[query][query_order], dtype=np.int64)
     for first in tqdm(range(0, len(query), chunk), desc="neighbours (inverted index)", disable=not progress):
-        q = query[first:first + chunk]
-        idx[first:first + len(q)], sim[first:first + len(q)] = _inverted_index_neighbours(
-            indptr, indices, data, head_end, n_profile, post_ptr, post_rows, post_values, head_ptr, head_pairs, q, k,
-            max(n_candidates, k), _blocks(len(q)))
+        q = query[first : first + chunk]
+        idx[first : first + len(q)], sim[first : first + len(q)] = _inverted_index_neighbours(
+            indptr,
+            indices,
+            data,
+            head_end,
+            n_profile,
+            post_ptr,
+            post_rows,
+            post_values,
+            head_ptr,
+            head_pairs,
+            q,
+            k,
+            max(n_candidates, k),
+            _blocks(len(q)),
+        )
     result_idx = np.empty_like(idx)
     result_sim = np.empty_like(sim)
     result_idx[query_order] = np.where(idx >= 0, order[np.maximum(idx, 0)], -1)
@@ -626,10 +696,21 @@ def _inverted_neighbours(features, n_profile, query, k, posting_cap, n_candidate
     return result_idx, result_sim
 
 
-def nearest_neighbours(features: sp.csr_matrix, n_profile_columns: int, k: int = DEFAULT_NEIGHBOURS, *,
-                       query=None, metric: str = "cosine", method: str = "auto", batch_size: int = 1000,
-                       n_candidates: int | None = None, posting_cap: int = INVERTED_POSTING_CAP,
-                       random_state: int = 0, progress: bool = False, timings: dict | None = None):
+def nearest_neighbours(
+    features: sp.csr_matrix,
+    n_profile_columns: int,
+    k: int = DEFAULT_NEIGHBOURS,
+    *,
+    query=None,
+    metric: str = "cosine",
+    method: str = "auto",
+    batch_size: int = 1000,
+    n_candidates: int | None = None,
+    posting_cap: int = INVERTED_POSTING_CAP,
+    random_state: int = 0,
+    progress: bool = False,
+    timings: dict | None = None,
+):
     """The ``k`` most similar rows of ``features`` for each query row (itself excluded).
 
     ``features``: CSR (n_users, n_features) whose first ``n_profile_columns`` columns are the profile block.
@@ -666,8 +747,9 @@ def nearest_neighbours(features: sp.csr_matrix, n_profile_columns: int, k: int =
     if metric == "cosine":
         features = normalize(features, norm="l2")
     if method == "inverted":
-        return _inverted_neighbours(features, n_profile_columns, query, k, posting_cap,
-                                    n_candidates or INVERTED_CANDIDATES, progress, timings)
+        return _inverted_neighbours(
+            features, n_profile_columns, query, k, posting_cap, n_candidates or INVERTED_CANDIDATES, progress, timings
+        )
     start = time.perf_counter()
     dense, plays = _split_blocks(features, n_profile_columns)
     if method == "exact":
@@ -678,8 +760,9 @@ def nearest_neighbours(features: sp.csr_matrix, n_profile_columns: int, k: int =
     return result
 
 
-def score_artists(neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, played: sp.csr_matrix, n: int,
-                  chunk: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
+def score_artists(
+    neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, played: sp.csr_matrix, n: int, chunk: int = 50_000
+) -> tuple[np.ndarray, np.ndarray]:
     """Neighbour votes: score(artist) = sum over neighbours of similarity * neighbour's share of plays.
 
     ``neighbour_idx``/``neighbour_sim``: (n_query, k) rows of ``pool_plays_l1`` (n_pool, n_artists), -1 where
@@ -708,9 +791,19 @@ def score_artists(neighbour_idx, neighbour_sim, pool_plays_l1: sp.csr_matrix, pl
     artist = np.full((len(neighbour_idx), n), -1, np.int32)
     score = np.zeros((len(neighbour_idx), n), np.float32)
     for start in range(0, len(order), chunk):
-        rows = order[start:start + chunk]
-        _vote_kernel(rows, neighbour_idx, neighbour_sim, *pool_arrays, *played_arrays, renumber, artist_of, artist,
-                     score, _blocks(len(rows)))
+        rows = order[start : start + chunk]
+        _vote_kernel(
+            rows,
+            neighbour_idx,
+            neighbour_sim,
+            *pool_arrays,
+            *played_arrays,
+            renumber,
+            artist_of,
+            artist,
+            score,
+            _blocks(len(rows)),
+        )
     return artist, score
 
 
@@ -725,16 +818,22 @@ def popular_artists(data: UserArtistData, n: int = FALLBACK_SIZE, countries=None
     plays = data.plays.tocsr()
     listeners = np.bincount(plays.indices[plays.data > 0], minlength=plays.shape[1])
     global_artist = _by_count_descending(listeners)[:n]
-    global_artist = np.concatenate([global_artist[listeners[global_artist] > 0],  # artists with listeners only
-                                    np.full(n, -1, np.int64)])[:n].astype(np.int32)
+    global_artist = np.concatenate(
+        [
+            global_artist[listeners[global_artist] > 0],  # artists with listeners only
+            np.full(n, -1, np.int64),
+        ]
+    )[:n].astype(np.int32)
     global_score = np.zeros(n, np.float32)
     global_score[global_artist >= 0] = listeners[global_artist[global_artist >= 0]]
     known = data.country >= 0
     if countries is not None:
         known &= np.isin(data.country, countries)
     users = np.flatnonzero(known)
-    membership = sp.csr_matrix((np.ones(len(users), np.float32), (data.country[users], np.arange(len(users)))),
-                               shape=(len(data.countries), len(users)))
+    membership = sp.csr_matrix(
+        (np.ones(len(users), np.float32), (data.country[users], np.arange(len(users)))),
+        shape=(len(data.countries), len(users)),
+    )
     country_artist, country_score = top_n_per_row(membership @ (plays[users] > 0).astype(np.float32), n)
     return global_artist, global_score, country_artist, country_score
 
@@ -745,7 +844,7 @@ def _fill_from_popular(recs: Recommendations, data: UserArtistData, popular) -> 
     n = recs.artist.shape[1]
     for row in np.flatnonzero((recs.artist < 0).any(1)):
         user = recs.users[row]
-        taken = set(data.plays.indices[data.plays.indptr[user]:data.plays.indptr[user + 1]].tolist())
+        taken = set(data.plays.indices[data.plays.indptr[user] : data.plays.indptr[user + 1]].tolist())
         filled = int((recs.artist[row] >= 0).sum())
         taken.update(recs.artist[row, :filled].tolist())
         lists = [(global_artist, global_score, 2)]
@@ -761,9 +860,19 @@ def _fill_from_popular(recs: Recommendations, data: UserArtistData, popular) -> 
                     filled += 1
 
 
-def recommend_users(data: UserArtistData, n: int = 20, *, users=None, profile_weight: float = DEFAULT_PROFILE_WEIGHT,
-                    k: int = DEFAULT_NEIGHBOURS, metric: str = "cosine", method: str = "auto",
-                    random_state: int = 0, progress: bool = False, timings: dict | None = None) -> Recommendations:
+def recommend_users(
+    data: UserArtistData,
+    n: int = 20,
+    *,
+    users=None,
+    profile_weight: float = DEFAULT_PROFILE_WEIGHT,
+    k: int = DEFAULT_NEIGHBOURS,
+    metric: str = "cosine",
+    method: str = "auto",
+    random_state: int = 0,
+    progress: bool = False,
+    timings: dict | None = None,
+) -> Recommendations:
     """Top-``n`` artists for ``users`` (row indices into ``data``; default all users), never already played.
 
     Users with plays get neighbour votes (source 'neighbours'); missing places and users without plays are
@@ -775,8 +884,12 @@ def recommend_users(data: UserArtistData, n: int = 20, *, users=None, profile_we
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     users = np.arange(len(data.users)) if users is None else np.asarray(users)
-    recs = Recommendations(users, np.full((len(users), n), -1, np.int32), np.zeros((len(users), n), np.float32),
-                           np.zeros((len(users), n), np.int8))
+    recs = Recommendations(
+        users,
+        np.full((len(users), n), -1, np.int32),
+        np.zeros((len(users), n), np.float32),
+        np.zeros((len(users), n), np.int8),
+    )
     pool = np.flatnonzero(np.diff(data.plays.indptr) > 0)
     position_in_pool = np.full(len(data.users), -1)
     position_in_pool[pool] = np.arange(len(pool))
@@ -787,9 +900,17 @@ def recommend_users(data: UserArtistData, n: int = 20, *, users=None, profile_we
         plays_l1 = normalize(data.plays[pool], norm="l1").astype(np.float32)
         features = sp.hstack([_profile_block(data, profile_weight)[pool], plays_l1], format="csr", dtype=np.float32)
         timings["features"] = time.perf_counter() - start
-        idx, sim = nearest_neighbours(features, 1 + len(data.countries), k, query=position_in_pool[users[warm]],
-                                      metric=metric, method=method, random_state=random_state, progress=progress,
-                                      timings=timings)
+        idx, sim = nearest_neighbours(
+            features,
+            1 + len(data.countries),
+            k,
+            query=position_in_pool[users[warm]],
+            metric=metric,
+            method=method,
+            random_state=random_state,
+            progress=progress,
+            timings=timings,
+        )
         del features
         start = time.perf_counter()
         recs.artist[warm], recs.score[warm] = score_artists(idx, sim, plays_l1, data.plays[users[warm]], n)
@@ -797,8 +918,11 @@ def recommend_users(data: UserArtistData, n: int = 20, *, users=None, profile_we
     start = time.perf_counter()
     short = (recs.artist < 0).any(1)  # usually only cold-start users and the few whose neighbours ran dry
     if short.any():
-        _fill_from_popular(recs, data, popular_artists(data, max(n, FALLBACK_SIZE),
-                                                       countries=np.unique(data.country[recs.users[short]])))
+        _fill_from_popular(
+            recs,
+            data,
+            popular_artists(data, max(n, FALLBACK_SIZE), countries=np.unique(data.country[recs.users[short]])),
+        )
     timings["popular + fill"] = time.perf_counter() - start
     return recs
 
@@ -810,14 +934,20 @@ def recommendations_frame(data: UserArtistData, recs: Recommendations) -> pd.Dat
     rows, ranks = np.nonzero(filled)
     artist = recs.artist[rows, ranks]
     # object arrays indexed by position share one str per user/artist: no fixed-width copy of 7M strings
-    return pd.DataFrame({
-        "user": data.users.astype(object)[recs.users[rows]],
-        "rank": (ranks + 1).astype(np.int32),
-        "artist_mbid": data.artists["artist_mbid"].to_numpy(dtype=object)[artist],
-        "artist_name": data.artists["artist_name"].to_numpy(dtype=object)[artist],
-        "score": recs.score[rows, ranks].astype(np.float64),
-        "source": np.asarray(SOURCES, dtype=object)[recs.source[rows, ranks]],
-    }) if n else pd.DataFrame(columns=["user", "rank", "artist_mbid", "artist_name", "score", "source"])
+    return (
+        pd.DataFrame(
+            {
+                "user": data.users.astype(object)[recs.users[rows]],
+                "rank": (ranks + 1).astype(np.int32),
+                "artist_mbid": data.artists["artist_mbid"].to_numpy(dtype=object)[artist],
+                "artist_name": data.artists["artist_name"].to_numpy(dtype=object)[artist],
+                "score": recs.score[rows, ranks].astype(np.float64),
+                "source": np.asarray(SOURCES, dtype=object)[recs.source[rows, ranks]],
+            }
+        )
+        if n
+        else pd.DataFrame(columns=["user", "rank", "artist_mbid", "artist_name", "score", "source"])
+    )
 
 
 def fallbacks_frame(data: UserArtistData, n: int = FALLBACK_SIZE) -> pd.DataFrame:
@@ -829,16 +959,20 @@ def fallbacks_frame(data: UserArtistData, n: int = FALLBACK_SIZE) -> pd.DataFram
     score = np.vstack([global_score[None, :], country_score])
     rows, ranks = np.nonzero(artist >= 0)
     a = artist[rows, ranks]
-    return pd.DataFrame({
-        "country": countries[rows].astype(str), "rank": (ranks + 1).astype(np.int32),
-        "artist_mbid": data.artists["artist_mbid"].to_numpy()[a].astype(str),
-        "artist_name": data.artists["artist_name"].to_numpy()[a].astype(str),
-        "score": score[rows, ranks].astype(np.float64),
-    })
+    return pd.DataFrame(
+        {
+            "country": countries[rows].astype(str),
+            "rank": (ranks + 1).astype(np.int32),
+            "artist_mbid": data.artists["artist_mbid"].to_numpy()[a].astype(str),
+            "artist_name": data.artists["artist_name"].to_numpy()[a].astype(str),
+            "score": score[rows, ranks].astype(np.float64),
+        }
+    )
 
 
-def build_batch(plays: pd.DataFrame, profiles: pd.DataFrame, n: int = 20, *, progress: bool = False,
-                **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_batch(
+    plays: pd.DataFrame, profiles: pd.DataFrame, n: int = 20, *, progress: bool = False, **options
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Recommendations for every user of both files plus the popularity fallbacks, as two DataFrames.
 
     ``plays``/``profiles``: frames from ``lastfm_data.load_plays``/``load_profiles``. ``options`` go to
@@ -857,8 +991,11 @@ def build_batch(plays: pd.DataFrame, profiles: pd.DataFrame, n: int = 20, *, pro
     short = got < n
     no_artist_left = short & (got >= left)
     frame.attrs["coverage"] = {
-        "users": int(len(recs.users)), "full": int((~short).sum()), "fewer": int((short & (got > 0)).sum()),
-        "none": int((got == 0).sum()), "no_artist_left": int(no_artist_left.sum()),
-        "no_popularity_data": int((short & ~no_artist_left).sum())}
+        "users": int(len(recs.users)),
+        "full": int((~short).sum()),
+        "fewer": int((short & (got > 0)).sum()),
+        "none": int((got == 0).sum()),
+        "no_artist_left": int(no_artist_left.sum()),
+        "no_popularity_data": int((short & ~no_artist_left).sum()),
+    }
     return frame, fallbacks_frame(data)
-

@@ -17,6 +17,7 @@ User ids: Last.fm 360K ids are 40 lowercase hex characters (sha1); any id of 1-1
 digits and ``_ . @ -`` starting with a letter or digit is accepted (:data:`USER_ID_PATTERN`), anything else is a
 400.  Bad input never causes a 500: it is answered 400 with ``{"error": "..."}``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,8 +55,10 @@ def parse_n(raw: str | None) -> int:
 def parse_user_id(raw: str) -> str:
     """A user id matching USER_ID_PATTERN, else BadRequest."""
     if not USER_ID_PATTERN.fullmatch(raw):
-        raise BadRequest(f"malformed user id {raw[:40]!r}: expected 1-128 letters, digits or _ . @ -"
-                         " (Last.fm ids are 40 hex characters)")
+        raise BadRequest(
+            f"malformed user id {raw[:40]!r}: expected 1-128 letters, digits or _ . @ -"
+            " (Last.fm ids are 40 hex characters)"
+        )
     return raw
 
 
@@ -69,8 +72,16 @@ def parse_country(raw: str | None) -> str | None:
 
 
 def _artists(rows: list[dict]) -> list[dict]:
-    return [{"rank": r["rank"], "mbid": r["artist_mbid"], "name": r["artist_name"], "score": r["score"],
-             **({"source": r["source"]} if "source" in r else {})} for r in rows]
+    return [
+        {
+            "rank": r["rank"],
+            "mbid": r["artist_mbid"],
+            "name": r["artist_name"],
+            "score": r["score"],
+            **({"source": r["source"]} if "source" in r else {}),
+        }
+        for r in rows
+    ]
 
 
 def recommendations_body(store: rec_store.RecStore, user_id: str, n: int, country: str | None) -> dict:
@@ -84,11 +95,23 @@ def recommendations_body(store: rec_store.RecStore, user_id: str, n: int, countr
     found = store.get_user(user_id, n)
     if found is not None:
         version, rows = found
-        return {"user": user_id, "version": version, "known_user": True,
-                "source": rows[0]["source"] if rows else "neighbours", "country": None, "artists": _artists(rows)}
+        return {
+            "user": user_id,
+            "version": version,
+            "known_user": True,
+            "source": rows[0]["source"] if rows else "neighbours",
+            "country": None,
+            "artists": _artists(rows),
+        }
     version, used, rows = store.get_fallback(country, n)
-    return {"user": user_id, "version": version, "known_user": False, "source": "country" if used else "global",
-            "country": used or None, "artists": _artists(rows)}
+    return {
+        "user": user_id,
+        "version": version,
+        "known_user": False,
+        "source": "country" if used else "global",
+        "country": used or None,
+        "artists": _artists(rows),
+    }
 
 
 def health_body(store: rec_store.RecStore, now: datetime | None = None) -> tuple[dict, int]:
@@ -113,8 +136,9 @@ def create_app(store_url: str | None = None) -> Flask:
         store = rec_store.open_store(url, create=False)
     except (FileNotFoundError, ValueError, ConnectionError) as err:  # a deployment mistake, not a bug
         shown = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)  # never log a password
-        logging.getLogger("rec_api").error("rec_api: cannot serve %s: %s (set %s to the store the batch writes)",
-                                           shown, err, STORE_ENV)
+        logging.getLogger("rec_api").error(
+            "rec_api: cannot serve %s: %s (set %s to the store the batch writes)", shown, err, STORE_ENV
+        )
         raise SystemExit(STORE_ERROR_EXIT) from None
     app = Flask(__name__)
     app.json.sort_keys = False
@@ -123,8 +147,9 @@ def create_app(store_url: str | None = None) -> Flask:
 
     @app.get("/users/<path:user_id>/recommendations")
     def recommendations(user_id: str):
-        body = recommendations_body(store, parse_user_id(user_id), parse_n(request.args.get("n")),
-                                    parse_country(request.args.get("country")))
+        body = recommendations_body(
+            store, parse_user_id(user_id), parse_n(request.args.get("n")), parse_country(request.args.get("country"))
+        )
         return jsonify(body)
 
     @app.get("/healthz")

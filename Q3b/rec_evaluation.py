@@ -9,6 +9,7 @@ artists in the catalogue.
 Baselines: global popularity, country popularity, implicit's AlternatingLeastSquares (Hu, Koren, Volinsky 2008)
 on BM25-weighted plays, and implicit's item-item BM25Recommender.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from neighbours import (DEFAULT_NEIGHBOURS, UserArtistData, popular_artists, recommend_users)
+from neighbours import DEFAULT_NEIGHBOURS, UserArtistData, popular_artists, recommend_users
 
 METRICS = ("precision", "recall", "ndcg", "map")
 
@@ -90,12 +91,12 @@ def recommend_popular(train_data: UserArtistData, users: np.ndarray, k: int, by_
     out = np.full((len(users), k), -1, np.int32)
     played = train_data.plays
     for row, user in enumerate(users):
-        seen = set(played.indices[played.indptr[user]:played.indptr[user + 1]].tolist())
+        seen = set(played.indices[played.indptr[user] : played.indptr[user + 1]].tolist())
         country = train_data.country[user]
         candidates = list(country_artist[country]) if by_country and country >= 0 else []
         picks = [a for a in candidates + list(global_artist) if a >= 0 and a not in seen]
         picks = list(dict.fromkeys(picks))[:k]
-        out[row, :len(picks)] = picks
+        out[row, : len(picks)] = picks
     return out
 
 
@@ -103,17 +104,18 @@ def recommend_implicit(train: sp.csr_matrix, users: np.ndarray, k: int, model: s
     """Top-k from implicit's CPU models fitted on ``train`` (users x artists): 'als' on BM25-weighted plays
     (64 factors, 15 iterations) or 'bm25' item-item (K=100 neighbours)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns that threaded BLAS slows ALS down
-    from threadpoolctl import threadpool_limits
-    from implicit.nearest_neighbours import BM25Recommender, bm25_weight
     from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.nearest_neighbours import BM25Recommender, bm25_weight
+    from threadpoolctl import threadpool_limits
 
     train = train.tocsr().astype(np.float32)
     with threadpool_limits(1, "blas"), warnings.catch_warnings():
         # BM25Recommender converts its own BM25-weighted COO copy and warns about it; nothing to fix on our side
         warnings.filterwarnings("ignore", message="Method expects CSR input")
         if model == "als":
-            recommender = AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05,
-                                                  random_state=random_state)
+            recommender = AlternatingLeastSquares(
+                factors=64, iterations=15, regularization=0.05, random_state=random_state
+            )
             recommender.fit(bm25_weight(train, K1=100, B=0.8).tocsr().astype(np.float32), show_progress=False)
         elif model == "bm25":
             recommender = BM25Recommender(K=100)
@@ -129,15 +131,25 @@ def coverage(recommended: np.ndarray, n_artists: int) -> float:
     return float(len(np.unique(recommended[recommended >= 0])) / n_artists)
 
 
-def evaluate(data: UserArtistData, *, k: int = 10, profile_weights=(0.0, 0.03, 0.1, 0.3, 1.0),
-             n_neighbours: int = DEFAULT_NEIGHBOURS, max_users: int | None = 5000, baselines: bool = True,
-             random_state: int = 0, progress: bool = False, method: str = "auto") -> pd.DataFrame:
+def evaluate(
+    data: UserArtistData,
+    *,
+    k: int = 10,
+    profile_weights=(0.0, 0.03, 0.1, 0.3, 1.0),
+    n_neighbours: int = DEFAULT_NEIGHBOURS,
+    max_users: int | None = 5000,
+    baselines: bool = True,
+    random_state: int = 0,
+    progress: bool = False,
+    method: str = "auto",
+) -> pd.DataFrame:
     """Evaluation table: one row per model with precision/recall/ndcg/map@k, coverage, seconds.
 
     The user-user recommender appears once per profile weight (the prototype is weight 1.0); ``method`` is passed
     to ``neighbours.recommend_users`` ('auto': exact up to its size limit, the inverted index above; 'exact';
-    'inverted'; 'ann'; see ``neighbours.nearest_neighbours``). Evaluated users: those with hidden artists, a fixed-seed sample of
-    ``max_users`` (None: all); every model sees the same split. Raises :class:`EmptyHoldoutError` when no user
+    'inverted'; 'ann'; see ``neighbours.nearest_neighbours``). Evaluated users: those with hidden artists, a
+    fixed-seed sample of ``max_users`` (None: all); every model sees the same split.
+    Raises :class:`EmptyHoldoutError` when no user
     has 5 artists (the holdout is empty).
     """
     train, test = holdout_split(data.plays, random_state=random_state)
@@ -146,12 +158,29 @@ def evaluate(data: UserArtistData, *, k: int = 10, profile_weights=(0.0, 0.03, 0
     if not len(users):
         raise EmptyHoldoutError(
             "no user has at least 5 artists, so the 20% holdout is empty; evaluation needs users with at least 5 "
-            "artists with plays > 0 (e.g. generate --users 1000)")
+            "artists with plays > 0 (e.g. generate --users 1000)"
+        )
     if max_users is not None and len(users) > max_users:
         users = np.sort(np.random.default_rng(random_state).choice(users, max_users, replace=False))
-    models = [(f"user-user (profile weight {w:g})", w, lambda w=w: recommend_users(
-        train_data, k, users=users, profile_weight=w, k=n_neighbours, method=method, random_state=random_state,
-        progress=progress).artist) for w in profile_weights]
+    models = [
+        (
+            f"user-user (profile weight {w:g})",
+            w,
+            lambda w=w: (
+                recommend_users(
+                    train_data,
+                    k,
+                    users=users,
+                    profile_weight=w,
+                    k=n_neighbours,
+                    method=method,
+                    random_state=random_state,
+                    progress=progress,
+                ).artist
+            ),
+        )
+        for w in profile_weights
+    ]
     if baselines:
         models += [
             ("global popularity", np.nan, lambda: recommend_popular(train_data, users, k, by_country=False)),
@@ -164,9 +193,15 @@ def evaluate(data: UserArtistData, *, k: int = 10, profile_weights=(0.0, 0.03, 0
         start = time.perf_counter()
         recommended = run()
         seconds = time.perf_counter() - start
-        rows.append({"model": name, "profile_weight": weight, **{f"{m}@{k}": v for m, v in
-                     ranking_metrics(recommended, test, users, k).items()},
-                     "coverage": coverage(recommended, data.plays.shape[1]), "seconds": round(seconds, 2)})
+        rows.append(
+            {
+                "model": name,
+                "profile_weight": weight,
+                **{f"{m}@{k}": v for m, v in ranking_metrics(recommended, test, users, k).items()},
+                "coverage": coverage(recommended, data.plays.shape[1]),
+                "seconds": round(seconds, 2),
+            }
+        )
     table = pd.DataFrame(rows)
     table.attrs.update(users_evaluated=len(users), k=k)
     return table
@@ -177,6 +212,7 @@ def plot_evaluation(table: pd.DataFrame, path, k: int = 10, source: str | None =
 
     ``source`` names the data (e.g. "generated look-alike data" or a file path); it goes into the title."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

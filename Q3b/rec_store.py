@@ -26,6 +26,7 @@ Other backends implement the same six methods (see ``Q3b/SERVING.md``): e.g. Red
 (``recs:v{N}`` user -> JSON) written first and a ``recs:current`` key flipped with ``SET`` afterwards; DynamoDB with
 partition key ``version#user`` and a one-item pointer table updated after the batch write.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,9 +38,9 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,7 @@ def country_key(country: str | None) -> str:
 # Validation and encoding of a batch (pure functions; nothing touches the store before these succeed)
 # --------------------------------------------------------------------------------------------------------------
 
+
 def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
@@ -110,8 +112,10 @@ def _text_column(frame: pd.DataFrame, column: str) -> np.ndarray:
     # pandas hashes '' and '\x00' alike and PostgreSQL text cannot hold NUL: refuse it rather than alter data.
     with_nul = values.str.contains("\x00", regex=False)
     if with_nul.any():
-        raise ValueError(f"{column}: {int(with_nul.sum())} row(s) contain a NUL character (\\x00), e.g. row"
-                         f" {values.index[with_nul.to_numpy()][0]!r}; remove it before writing")
+        raise ValueError(
+            f"{column}: {int(with_nul.sum())} row(s) contain a NUL character (\\x00), e.g. row"
+            f" {values.index[with_nul.to_numpy()][0]!r}; remove it before writing"
+        )
     return values.to_numpy(dtype=object)
 
 
@@ -134,8 +138,10 @@ def _group_order(keys: pd.Series, ranks: pd.Series, name: str, key_name: str) ->
     if wrong.any():
         first = keys.to_numpy()[order][np.flatnonzero(wrong)[0]]
         n_groups = len(np.unique(sorted_codes[wrong]))
-        raise ValueError(f"{name}: ranks of {n_groups} {key_name}(s) are not exactly 1..k without duplicates,"
-                         f" e.g. {key_name} {first!r}; write one row per ({key_name}, rank)")
+        raise ValueError(
+            f"{name}: ranks of {n_groups} {key_name}(s) are not exactly 1..k without duplicates,"
+            f" e.g. {key_name} {first!r}; write one row per ({key_name}, rank)"
+        )
     return order, starts
 
 
@@ -155,13 +161,26 @@ class _GroupEncoder:
     float, as json.dumps writes it) and a constant tail such as ``,"neighbours"]``.
     """
 
-    def __init__(self, keys: np.ndarray, order: np.ndarray, starts: np.ndarray, mbid: np.ndarray,
-                 name: np.ndarray, scores: np.ndarray, tails: np.ndarray):
+    def __init__(
+        self,
+        keys: np.ndarray,
+        order: np.ndarray,
+        starts: np.ndarray,
+        mbid: np.ndarray,
+        name: np.ndarray,
+        scores: np.ndarray,
+        tails: np.ndarray,
+    ):
         pairs = pd.DataFrame({"mbid": mbid, "name": name})
         codes = pairs.groupby(["mbid", "name"], sort=False).ngroup().to_numpy()  # numbered by first appearance
         distinct = pairs.drop_duplicates()
-        prefixes = np.array([json.dumps([m, n], ensure_ascii=False, separators=(",", ":"))[:-1] + ","
-                             for m, n in zip(distinct["mbid"], distinct["name"])], dtype=object)
+        prefixes = np.array(
+            [
+                json.dumps([m, n], ensure_ascii=False, separators=(",", ":"))[:-1] + ","
+                for m, n in zip(distinct["mbid"], distinct["name"])
+            ],
+            dtype=object,
+        )
         self._keys, self._order, self._starts = keys, order, starts
         self._ends = np.r_[starts[1:], len(order)]
         self._prefix, self._scores, self._tails = prefixes[codes], scores, tails
@@ -173,10 +192,14 @@ class _GroupEncoder:
         """(key, JSON text) of groups ``first``..``stop-1``."""
         lo, hi = self._starts[first], self._ends[stop - 1]
         rows = self._order[lo:hi]
-        parts = [p + repr(s) + t for p, s, t in zip(self._prefix[rows].tolist(), self._scores[rows].tolist(),
-                                                    self._tails[rows].tolist())]
-        return [(self._keys[rows[a]], "[" + ",".join(parts[a:b]) + "]")
-                for a, b in zip(self._starts[first:stop] - lo, self._ends[first:stop] - lo)]
+        parts = [
+            p + repr(s) + t
+            for p, s, t in zip(self._prefix[rows].tolist(), self._scores[rows].tolist(), self._tails[rows].tolist())
+        ]
+        return [
+            (self._keys[rows[a]], "[" + ",".join(parts[a:b]) + "]")
+            for a, b in zip(self._starts[first:stop] - lo, self._ends[first:stop] - lo)
+        ]
 
 
 class PreparedBatch:
@@ -191,15 +214,22 @@ class PreparedBatch:
         sources = recommendations["source"].astype(str)
         unknown = ~sources.isin(SOURCES)
         if unknown.any():
-            raise ValueError(f"recommendations: {int(unknown.sum())} row(s) have a source outside {SOURCES},"
-                             f" e.g. {sources[unknown].iloc[0]!r}")
+            raise ValueError(
+                f"recommendations: {int(unknown.sum())} row(s) have a source outside {SOURCES},"
+                f" e.g. {sources[unknown].iloc[0]!r}"
+            )
         user_ids = users.astype(str)
         order, starts = _group_order(user_ids, recommendations["rank"], "recommendations", "user")
         tails = sources.map({s: "," + json.dumps(s) + "]" for s in SOURCES}).to_numpy(dtype=object)
-        self._users = _GroupEncoder(user_ids.to_numpy(dtype=object), order, starts,
-                                    _text_column(recommendations, "artist_mbid"),
-                                    _text_column(recommendations, "artist_name"),
-                                    _finite_scores(recommendations, "recommendations"), tails)
+        self._users = _GroupEncoder(
+            user_ids.to_numpy(dtype=object),
+            order,
+            starts,
+            _text_column(recommendations, "artist_mbid"),
+            _text_column(recommendations, "artist_name"),
+            _finite_scores(recommendations, "recommendations"),
+            tails,
+        )
 
         countries = _text_column(fallbacks, "country")
         keys = np.array([country_key(c) for c in countries], dtype=object)
@@ -208,11 +238,19 @@ class PreparedBatch:
         order, starts = _group_order(pd.Series(keys), fallbacks["rank"], "fallbacks", "country")
         if "" not in set(keys):
             raise ValueError("fallbacks: no global list (rows with country '') for users of unknown country")
-        encoder = _GroupEncoder(keys, order, starts, _text_column(fallbacks, "artist_mbid"),
-                                _text_column(fallbacks, "artist_name"), _finite_scores(fallbacks, "fallbacks"),
-                                np.full(len(fallbacks), "]", dtype=object))
-        self.fallback_rows = [(key, str(name).strip(), payload)
-                              for (key, payload), name in zip(encoder.encode(0, len(starts)), countries[order[starts]])]
+        encoder = _GroupEncoder(
+            keys,
+            order,
+            starts,
+            _text_column(fallbacks, "artist_mbid"),
+            _text_column(fallbacks, "artist_name"),
+            _finite_scores(fallbacks, "fallbacks"),
+            np.full(len(fallbacks), "]", dtype=object),
+        )
+        self.fallback_rows = [
+            (key, str(name).strip(), payload)
+            for (key, payload), name in zip(encoder.encode(0, len(starts)), countries[order[starts]])
+        ]
 
     @property
     def n_users(self) -> int:
@@ -249,8 +287,7 @@ def prepare_batch(recommendations: pd.DataFrame, fallbacks: pd.DataFrame) -> Pre
 
 
 def _decode(payload: str, n: int, fields: tuple[str, ...]) -> list[dict]:
-    return [dict(zip(("rank",) + fields, (rank, *row)))
-            for rank, row in enumerate(json.loads(payload)[:n], start=1)]
+    return [dict(zip(("rank",) + fields, (rank, *row))) for rank, row in enumerate(json.loads(payload)[:n], start=1)]
 
 
 def _check_n(n: int) -> int:
@@ -262,6 +299,7 @@ def _check_n(n: int) -> int:
 # --------------------------------------------------------------------------------------------------------------
 # The store
 # --------------------------------------------------------------------------------------------------------------
+
 
 class RecStore:
     """Versioned recommendation store; use :func:`open_store` to get one.
@@ -381,13 +419,18 @@ class RecStore:
         ``current`` (bool)."""
         rows = self._read_one(
             "SELECT v.version, v.created_at, v.n_users, v.n_countries, v.version = c.version FROM rec_versions v"
-            " LEFT JOIN rec_current c ON c.id = 1 WHERE v.complete = 1 ORDER BY v.version DESC", ())
-        return [{"version": int(v), "created_at": t, "n_users": int(u), "n_countries": int(k), "current": bool(cur)}
-                for v, t, u, k, cur in rows]
+            " LEFT JOIN rec_current c ON c.id = 1 WHERE v.complete = 1 ORDER BY v.version DESC",
+            (),
+        )
+        return [
+            {"version": int(v), "created_at": t, "n_users": int(u), "n_countries": int(k), "current": bool(cur)}
+            for v, t, u, k, cur in rows
+        ]
 
     # --- writes --------------------------------------------------------------------------------------------------
-    def write_version(self, recommendations: pd.DataFrame, fallbacks: pd.DataFrame, *,
-                      progress: bool | None = None) -> int:
+    def write_version(
+        self, recommendations: pd.DataFrame, fallbacks: pd.DataFrame, *, progress: bool | None = None
+    ) -> int:
         """Write a batch as a new version, switch readers to it atomically, prune to the last KEEP_VERSIONS.
 
         ``recommendations`` and ``fallbacks`` follow :func:`prepare_batch` (which raises ValueError on bad input
@@ -406,23 +449,38 @@ class RecStore:
                 with self._transaction(conn) as cur:
                     cur.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM rec_versions")
                     version = int(cur.fetchone()[0])
-                    cur.execute(self._sql("INSERT INTO rec_versions (version, created_at, n_users, n_countries,"
-                                          " complete) VALUES (?, ?, ?, ?, 0)"),
-                                (version, _now(), batch.n_users, len(batch.fallback_rows)))
+                    cur.execute(
+                        self._sql(
+                            "INSERT INTO rec_versions (version, created_at, n_users, n_countries,"
+                            " complete) VALUES (?, ?, ?, ?, 0)"
+                        ),
+                        (version, _now(), batch.n_users, len(batch.fallback_rows)),
+                    )
                 try:
-                    with tqdm(total=batch.n_users, unit="user", desc=f"writing version {version}",
-                              disable=not show) as bar:
+                    with tqdm(
+                        total=batch.n_users, unit="user", desc=f"writing version {version}", disable=not show
+                    ) as bar:
                         for chunk in batch.user_chunks():
                             with self._transaction(conn) as cur:
-                                self._bulk_insert(cur, "rec_users", ("version", "user_id", "payload"),
-                                                  [(version, user, payload) for user, payload in chunk])
+                                self._bulk_insert(
+                                    cur,
+                                    "rec_users",
+                                    ("version", "user_id", "payload"),
+                                    [(version, user, payload) for user, payload in chunk],
+                                )
                             bar.update(len(chunk))
                     with self._transaction(conn) as cur:
-                        self._bulk_insert(cur, "rec_fallbacks", ("version", "country_key", "country", "payload"),
-                                          [(version, *row) for row in batch.fallback_rows])
+                        self._bulk_insert(
+                            cur,
+                            "rec_fallbacks",
+                            ("version", "country_key", "country", "payload"),
+                            [(version, *row) for row in batch.fallback_rows],
+                        )
                     with self._transaction(conn) as cur:  # the switch: one short transaction
-                        cur.execute(self._sql("UPDATE rec_versions SET complete = 1, created_at = ? WHERE version = ?"),
-                                    (_now(), version))
+                        cur.execute(
+                            self._sql("UPDATE rec_versions SET complete = 1, created_at = ? WHERE version = ?"),
+                            (_now(), version),
+                        )
                         self._point_to(cur, version)
                 except BaseException:
                     with contextlib.suppress(Exception):  # keep the original error if the cleanup fails too
@@ -446,8 +504,9 @@ class RecStore:
                 row = cur.fetchone()
                 if row is None or row[0] is None:
                     raise NoVersionError("the store holds no version to roll back from")
-                cur.execute(self._sql("SELECT MAX(version) FROM rec_versions WHERE complete = 1 AND version < ?"),
-                            (row[0],))
+                cur.execute(
+                    self._sql("SELECT MAX(version) FROM rec_versions WHERE complete = 1 AND version < ?"), (row[0],)
+                )
                 previous = cur.fetchone()[0]
                 if previous is None:
                     raise LookupError(f"no version older than {row[0]} is kept; nothing to roll back to")
@@ -465,8 +524,13 @@ class RecStore:
         self._local.conn = self._local.pid = None
 
     def _point_to(self, cur, version: int) -> None:
-        cur.execute(self._sql("INSERT INTO rec_current (id, version) VALUES (1, ?)"
-                              " ON CONFLICT (id) DO UPDATE SET version = excluded.version"), (version,))
+        cur.execute(
+            self._sql(
+                "INSERT INTO rec_current (id, version) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET version = excluded.version"
+            ),
+            (version,),
+        )
 
     def _delete_versions(self, cur, versions: list[int]) -> None:
         for version in versions:
@@ -480,10 +544,12 @@ class RecStore:
 
     def _prune(self, conn) -> None:
         with self._transaction(conn) as cur:
-            cur.execute("SELECT v.version FROM rec_versions v LEFT JOIN rec_current c ON c.id = 1"
-                        " WHERE v.complete = 1 AND v.version <> c.version ORDER BY v.version DESC")
+            cur.execute(
+                "SELECT v.version FROM rec_versions v LEFT JOIN rec_current c ON c.id = 1"
+                " WHERE v.complete = 1 AND v.version <> c.version ORDER BY v.version DESC"
+            )
             older = [r[0] for r in cur.fetchall()]
-            self._delete_versions(cur, older[KEEP_VERSIONS - 1:])
+            self._delete_versions(cur, older[KEEP_VERSIONS - 1 :])
 
 
 class SQLiteStore(RecStore):
@@ -579,8 +645,10 @@ def _unreachable_message(url: str, err: Exception) -> str:
     except Exception:  # noqa: BLE001 -- a malformed URL: psycopg2's own message says what is wrong
         dsn = {}
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return (f"cannot connect to PostgreSQL at host {dsn.get('host', 'localhost')} port {dsn.get('port', '5432')} "
-            f"database {dsn.get('dbname', '?')} ({reason}); start the server or fix the store URL")
+    return (
+        f"cannot connect to PostgreSQL at host {dsn.get('host', 'localhost')} port {dsn.get('port', '5432')} "
+        f"database {dsn.get('dbname', '?')} ({reason}); start the server or fix the store URL"
+    )
 
 
 def _now() -> str:
@@ -608,17 +676,29 @@ def open_store(url: str, *, create: bool = True) -> RecStore:
         raise ValueError("an in-memory SQLite store is not shared between connections; give a file path")
     path = Path(match.group(1))
     if not create and not path.exists():
-        raise FileNotFoundError(f"store file {path} does not exist; write a batch first"
-                                " (python Q3b/recommender.py batch --store URL)")
+        raise FileNotFoundError(
+            f"store file {path} does not exist; write a batch first (python Q3b/recommender.py batch --store URL)"
+        )
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     return SQLiteStore(url, path, create)
 
 
-def synthetic_batch(n_users: int, n_per_user: int = 20, *, n_artists: int = 10_007,
-                    countries: tuple[str, ...] = ("United States", "Germany", "United Kingdom", "Poland", "Brazil",
-                                                  "Korea, Republic of"),
-                    random_state: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def synthetic_batch(
+    n_users: int,
+    n_per_user: int = 20,
+    *,
+    n_artists: int = 10_007,
+    countries: tuple[str, ...] = (
+        "United States",
+        "Germany",
+        "United Kingdom",
+        "Poland",
+        "Brazil",
+        "Korea, Republic of",
+    ),
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A contract-shaped batch with random content, for load benchmarks and tests of the serving layer only.
 
     Not a recommender: users are random 40-hex ids (the Last.fm 360K id shape), each gets ``n_per_user`` distinct
@@ -629,32 +709,48 @@ def synthetic_batch(n_users: int, n_per_user: int = 20, *, n_artists: int = 10_0
     """
     rng = np.random.default_rng(random_state)
     users = np.array(re.findall("." * 40, rng.bytes(20 * n_users).hex()), dtype=object)
-    artist_ids = np.array([f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
-                           for h in re.findall("." * 32, rng.bytes(16 * n_artists).hex())], dtype=object)
+    artist_ids = np.array(
+        [
+            f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+            for h in re.findall("." * 32, rng.bytes(16 * n_artists).hex())
+        ],
+        dtype=object,
+    )
     artist_ids[rng.random(n_artists) < 0.02] = ""
-    stems = np.array(["Die Ärzte", 'The "Band"', "Sigur Rós", "AC/DC", "Mötley Crüe", "Björk", "Guns N' Roses"],
-                     dtype=object)
+    stems = np.array(
+        ["Die Ärzte", 'The "Band"', "Sigur Rós", "AC/DC", "Mötley Crüe", "Björk", "Guns N' Roses"], dtype=object
+    )
     names = np.array([f"{stems[i % len(stems)]} {i}" for i in range(n_artists)], dtype=object)
     start = rng.integers(0, n_artists, n_users)
     stride = rng.integers(1, n_artists, n_users)
     picks = (start[:, None] + np.arange(n_per_user)[None, :] * stride[:, None]) % n_artists
     scores = -np.sort(-rng.random((n_users, n_per_user)), axis=1)
     source = rng.choice(np.array(SOURCES, dtype=object), size=n_users, p=[0.94, 0.05, 0.01])
-    recommendations = pd.DataFrame({
-        "user": np.repeat(users, n_per_user),
-        "rank": np.tile(np.arange(1, n_per_user + 1), n_users),
-        "artist_mbid": artist_ids[picks.ravel()],
-        "artist_name": names[picks.ravel()],
-        "score": scores.ravel(),
-        "source": np.repeat(source, n_per_user),
-    })
+    recommendations = pd.DataFrame(
+        {
+            "user": np.repeat(users, n_per_user),
+            "rank": np.tile(np.arange(1, n_per_user + 1), n_users),
+            "artist_mbid": artist_ids[picks.ravel()],
+            "artist_name": names[picks.ravel()],
+            "score": scores.ravel(),
+            "source": np.repeat(source, n_per_user),
+        }
+    )
     top = min(100, n_artists)
     groups = []
     for country in ("",) + tuple(countries):
         chosen = rng.choice(n_artists, size=top, replace=False)
-        groups.append(pd.DataFrame({"country": country, "rank": np.arange(1, top + 1),
-                                    "artist_mbid": artist_ids[chosen], "artist_name": names[chosen],
-                                    "score": -np.sort(-rng.random(top))}))
+        groups.append(
+            pd.DataFrame(
+                {
+                    "country": country,
+                    "rank": np.arange(1, top + 1),
+                    "artist_mbid": artist_ids[chosen],
+                    "artist_name": names[chosen],
+                    "score": -np.sort(-rng.random(top)),
+                }
+            )
+        )
     return recommendations, pd.concat(groups, ignore_index=True)
 
 
@@ -664,8 +760,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Inspect or roll back the recommendation store.")
     parser.add_argument("command", choices=("info", "versions", "rollback"))
-    parser.add_argument("--store", default=os.environ.get("RECS_STORE"),
-                        help="store URL, e.g. sqlite:///Q3b/data/recs.db (default: $RECS_STORE)")
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("RECS_STORE"),
+        help="store URL, e.g. sqlite:///Q3b/data/recs.db (default: $RECS_STORE)",
+    )
     args = parser.parse_args(argv)
     if not args.store:
         parser.error("give --store URL or set RECS_STORE")
@@ -678,8 +777,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = {"current_version": store.rollback()}
     except Exception as err:  # noqa: BLE001 -- user-facing errors become one line; our bugs keep the traceback
-        if not isinstance(err, (ValueError, LookupError, OSError, StoreBusyError)) \
-                and not type(err).__module__.startswith("psycopg2"):
+        if not isinstance(err, (ValueError, LookupError, OSError, StoreBusyError)) and not type(
+            err
+        ).__module__.startswith("psycopg2"):
             raise
         print(f"rec_store {args.command}: {err}", file=sys.stderr)
         return 2

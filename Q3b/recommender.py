@@ -7,6 +7,7 @@
 
 Only argument parsing, printing and exit codes live here; the work is in lastfm_data, neighbours, rec_evaluation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import lastfm_data
+import lastfm_generator
+import neighbours
 
-import lastfm_data  # noqa: E402
-import lastfm_generator  # noqa: E402
-import neighbours  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 DATA_DIR = HERE / "data"
 OUT_DIR = HERE / "out"
@@ -65,8 +65,10 @@ def _input_paths(args) -> tuple[Path, Path]:
     profiles = Path(args.profiles) if args.profiles else folder / lastfm_data.PROFILES_FILE
     for path in (plays, profiles):
         if not path.is_file():
-            raise UserError(f"{path}: no such file; pass --plays/--profiles or create it with "
-                            f"'python Q3b/recommender.py generate --out-dir {folder}'")
+            raise UserError(
+                f"{path}: no such file; pass --plays/--profiles or create it with "
+                f"'python Q3b/recommender.py generate --out-dir {folder}'"
+            )
     return plays, profiles
 
 
@@ -126,8 +128,10 @@ def _coverage_line(cover: dict, n: int) -> str:
     """One line: users with n rows, fewer, none, and why the short ones are short."""
     line = f"{cover['full']:,} users got {n} rows, {cover['fewer']:,} fewer, {cover['none']:,} none"
     if cover["fewer"] or cover["none"]:
-        line += (f" ({cover['no_artist_left']:,} with no artist left that they have not played, "
-                 f"{cover['no_popularity_data']:,} with no popularity data for the artists left)")
+        line += (
+            f" ({cover['no_artist_left']:,} with no artist left that they have not played, "
+            f"{cover['no_popularity_data']:,} with no popularity data for the artists left)"
+        )
     return line
 
 
@@ -150,8 +154,9 @@ def _profile_reference(path) -> tuple:
     if path is None:
         path = REFERENCE_PROFILES if REFERENCE_PROFILES.is_file() else None
     elif not Path(path).is_file():
-        raise UserError(f"--reference {path}: no such file; give a usersha1-profile.tsv-format file "
-                        f"or leave --reference out")
+        raise UserError(
+            f"--reference {path}: no such file; give a usersha1-profile.tsv-format file or leave --reference out"
+        )
     shaped = f"profiles shaped by {path}" if path else "built-in profile distributions"
     return lastfm_generator.profile_reference(path), shaped
 
@@ -164,8 +169,10 @@ def cmd_generate(args) -> int:
     reference, shaped = _profile_reference(args.reference)
     start = time.perf_counter()
     counts = lastfm_generator.generate_lastfm(out, args.users, random_state=args.seed, reference=reference)
-    print(f"wrote {counts['users']:,} users, {counts['plays_rows']:,} play rows, {counts['artists']:,} artists "
-          f"to {out} in {time.perf_counter() - start:.1f} s ({shaped})")
+    print(
+        f"wrote {counts['users']:,} users, {counts['plays_rows']:,} play rows, {counts['artists']:,} artists "
+        f"to {out} in {time.perf_counter() - start:.1f} s ({shaped})"
+    )
     return 0
 
 
@@ -192,18 +199,20 @@ def cmd_batch(args) -> int:
     plays, profiles = load_inputs(*inputs)
     loaded = time.perf_counter()
     _announce_compilation(plays["user"].nunique() + len(profiles), args.method)
-    recommendations, fallbacks = neighbours.build_batch(plays, profiles, args.n, progress=_progress(),
-                                                        **_recommend_options(args))
+    recommendations, fallbacks = neighbours.build_batch(
+        plays, profiles, args.n, progress=_progress(), **_recommend_options(args)
+    )
     done = time.perf_counter()
     _write_table(recommendations, out, args.force)
     _write_table(fallbacks, fallback_out, args.force)
     cover = recommendations.attrs["coverage"]
-    print(f"{cover['users']:,} users (of either file), {len(recommendations):,} recommendations "
-          f"(load {loaded - start:.1f} s, recommend {done - loaded:.1f} s) -> {out}, {fallback_out}")
+    print(
+        f"{cover['users']:,} users (of either file), {len(recommendations):,} recommendations "
+        f"(load {loaded - start:.1f} s, recommend {done - loaded:.1f} s) -> {out}, {fallback_out}"
+    )
     print(_coverage_line(cover, args.n))
     if len(recommendations):
-        print("rows by source: " + ", ".join(f"{k} {v:,}" for k, v in
-                                             recommendations["source"].value_counts().items()))
+        print("rows by source: " + ", ".join(f"{k} {v:,}" for k, v in recommendations["source"].value_counts().items()))
     if store is not None:
         version = store.write_version(recommendations, fallbacks)
         print(f"stored as version {version} in {args.store}")
@@ -213,8 +222,19 @@ def cmd_batch(args) -> int:
 EVALUATION_FILES = ("evaluation.csv", "evaluation.png")
 
 
-def run_evaluation(plays_path, profiles_path, out_dir, *, max_users, weights, n_neighbours, baselines=True,
-                   verbose=True, force=False, source=None):
+def run_evaluation(
+    plays_path,
+    profiles_path,
+    out_dir,
+    *,
+    max_users,
+    weights,
+    n_neighbours,
+    baselines=True,
+    verbose=True,
+    force=False,
+    source=None,
+):
     """Load, evaluate (rec_evaluation.evaluate), write evaluation.csv + evaluation.png into out_dir; the table.
 
     Existing outputs are refused (UserError, before any work) unless ``force``. ``source`` (default: the plays
@@ -227,8 +247,14 @@ def run_evaluation(plays_path, profiles_path, out_dir, *, max_users, weights, n_
     data = neighbours.build_user_artist_data(plays, profiles)
     _announce_compilation(len(data.users), "auto")
     try:
-        table = rec_evaluation.evaluate(data, max_users=max_users or None, profile_weights=weights,
-                                        n_neighbours=n_neighbours, baselines=baselines, progress=_progress())
+        table = rec_evaluation.evaluate(
+            data,
+            max_users=max_users or None,
+            profile_weights=weights,
+            n_neighbours=n_neighbours,
+            baselines=baselines,
+            progress=_progress(),
+        )
     except rec_evaluation.EmptyHoldoutError as exc:
         raise UserError(str(exc)) from None
     out_dir = Path(out_dir)
@@ -247,8 +273,15 @@ def _print_table(table) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    table = run_evaluation(*_input_paths(args), args.out_dir, max_users=args.max_users, weights=args.weights,
-                           n_neighbours=args.neighbours, baselines=not args.no_baselines, force=args.force)
+    table = run_evaluation(
+        *_input_paths(args),
+        args.out_dir,
+        max_users=args.max_users,
+        weights=args.weights,
+        n_neighbours=args.neighbours,
+        baselines=not args.no_baselines,
+        force=args.force,
+    )
     _print_table(table)
     print(f"wrote {Path(args.out_dir) / 'evaluation.csv'} and evaluation.png")
     return 0
@@ -264,16 +297,27 @@ def cmd_demo(args) -> int:
     _announce_compilation(len(profiles), "auto")
     start = time.perf_counter()
     recommendations, _ = neighbours.build_batch(plays, profiles, 20)
-    print(f"recommended 20 artists to each of {recommendations['user'].nunique():,} users in "
-          f"{time.perf_counter() - start:.1f} s; rows by source: "
-          + ", ".join(f"{k} {v:,}" for k, v in recommendations["source"].value_counts().items()))
+    print(
+        f"recommended 20 artists to each of {recommendations['user'].nunique():,} users in "
+        f"{time.perf_counter() - start:.1f} s; rows by source: "
+        + ", ".join(f"{k} {v:,}" for k, v in recommendations["source"].value_counts().items())
+    )
     for user in recommendations["user"].drop_duplicates().head(3):
         top = recommendations[recommendations["user"] == user].head(5)
         print(f"  {user[:10]}...: " + "; ".join(f"{r.artist_name} ({r.source})" for r in top.itertuples()))
-    _print_table(run_evaluation(plays_path, profiles_path, OUT_DIR / "demo", max_users=1000,
-                                weights=(0.0, neighbours.DEFAULT_PROFILE_WEIGHT, 1.0),
-                                n_neighbours=neighbours.DEFAULT_NEIGHBOURS, verbose=False, force=True,
-                                source=f"generated look-alike Last.fm data ({DEMO_USERS:,} users, {DEMO_DIR})"))
+    _print_table(
+        run_evaluation(
+            plays_path,
+            profiles_path,
+            OUT_DIR / "demo",
+            max_users=1000,
+            weights=(0.0, neighbours.DEFAULT_PROFILE_WEIGHT, 1.0),
+            n_neighbours=neighbours.DEFAULT_NEIGHBOURS,
+            verbose=False,
+            force=True,
+            source=f"generated look-alike Last.fm data ({DEMO_USERS:,} users, {DEMO_DIR})",
+        )
+    )
     print(f"wrote {OUT_DIR / 'demo'}/evaluation.csv and evaluation.png (scratch output, replaced on every demo run)")
     return 0
 
@@ -306,6 +350,7 @@ def _int_at_least(low: int):
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
         return value
+
     parse.__name__ = f"integer >= {low}"
     return parse
 
@@ -318,8 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--users", type=_int_at_least(1), default=DEMO_USERS, help="number of users (full size: 359347)")
     gen.add_argument("--out-dir", default=str(DATA_DIR / "generated"))
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--reference", help="real profile file whose gender/age/country/signup distributions to "
-                     f"copy (default: {REFERENCE_PROFILES} if present, else built-in distributions)")
+    gen.add_argument(
+        "--reference",
+        help="real profile file whose gender/age/country/signup distributions to "
+        f"copy (default: {REFERENCE_PROFILES} if present, else built-in distributions)",
+    )
     gen.add_argument("--force", action="store_true", help="overwrite existing files")
     gen.set_defaults(func=cmd_generate)
 
@@ -327,36 +375,62 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", default=str(DATA_DIR / "generated"), help="folder with both Last.fm files")
         p.add_argument("--plays", help=f"plays file (default: DATA_DIR/{lastfm_data.PLAYS_FILE})")
         p.add_argument("--profiles", help=f"profile file (default: DATA_DIR/{lastfm_data.PROFILES_FILE})")
-        p.add_argument("--neighbours", type=_int_at_least(1), default=neighbours.DEFAULT_NEIGHBOURS, help="k nearest users")
+        p.add_argument(
+            "--neighbours", type=_int_at_least(1), default=neighbours.DEFAULT_NEIGHBOURS, help="k nearest users"
+        )
 
-    batch = sub.add_parser("batch", help="top-n artists for every user, written as Parquet or TSV",
-                           formatter_class=_DefaultsFormatter)
+    batch = sub.add_parser(
+        "batch", help="top-n artists for every user, written as Parquet or TSV", formatter_class=_DefaultsFormatter
+    )
     inputs(batch)
     batch.add_argument("-n", type=_int_at_least(1), default=20, help="artists per user")
-    batch.add_argument("--out", default=str(OUT_DIR / "recommendations.parquet"),
-                       help="output (.parquet or .tsv); fallbacks go to <name>_fallbacks.<ext>")
+    batch.add_argument(
+        "--out",
+        default=str(OUT_DIR / "recommendations.parquet"),
+        help="output (.parquet or .tsv); fallbacks go to <name>_fallbacks.<ext>",
+    )
     batch.add_argument("--store", help="also write a version into this rec_store URL")
-    batch.add_argument("--profile-weight", type=_weight, default=neighbours.DEFAULT_PROFILE_WEIGHT,
-                       help="weight of the age/country features (finite, >= 0)")
-    batch.add_argument("--method", choices=("auto", "exact", "inverted", "ann"), default="auto",
-                       help=f"neighbour search; auto: exact up to {neighbours.EXACT_MAX_USERS:,} users, else inverted")
+    batch.add_argument(
+        "--profile-weight",
+        type=_weight,
+        default=neighbours.DEFAULT_PROFILE_WEIGHT,
+        help="weight of the age/country features (finite, >= 0)",
+    )
+    batch.add_argument(
+        "--method",
+        choices=("auto", "exact", "inverted", "ann"),
+        default="auto",
+        help=f"neighbour search; auto: exact up to {neighbours.EXACT_MAX_USERS:,} users, else inverted",
+    )
     batch.add_argument("--force", action="store_true", help="overwrite existing outputs")
     batch.set_defaults(func=cmd_batch)
 
-    ev = sub.add_parser("evaluate", help="holdout metrics vs. baselines; table, CSV and PNG",
-                        formatter_class=_DefaultsFormatter)
+    ev = sub.add_parser(
+        "evaluate", help="holdout metrics vs. baselines; table, CSV and PNG", formatter_class=_DefaultsFormatter
+    )
     inputs(ev)
-    ev.add_argument("--max-users", type=_int_at_least(0), default=5000,
-                    help="evaluate a fixed sample of this many users (0: all users)")
-    ev.add_argument("--weights", type=_weights, default=(0.0, 0.01, 0.03, 0.1, 0.3, 1.0),
-                    help="profile weights to compare, comma-separated (finite, >= 0)")
+    ev.add_argument(
+        "--max-users",
+        type=_int_at_least(0),
+        default=5000,
+        help="evaluate a fixed sample of this many users (0: all users)",
+    )
+    ev.add_argument(
+        "--weights",
+        type=_weights,
+        default=(0.0, 0.01, 0.03, 0.1, 0.3, 1.0),
+        help="profile weights to compare, comma-separated (finite, >= 0)",
+    )
     ev.add_argument("--no-baselines", action="store_true")
     ev.add_argument("--out-dir", default=str(OUT_DIR))
     ev.add_argument("--force", action="store_true", help="overwrite evaluation.csv/.png in --out-dir")
     ev.set_defaults(func=cmd_evaluate)
 
-    demo = sub.add_parser("demo", help="small generated data set: recommendations and evaluation (< 1 min); "
-                                                "replaces its scratch output Q3b/out/demo on every run")
+    demo = sub.add_parser(
+        "demo",
+        help="small generated data set: recommendations and evaluation (< 1 min); "
+        "replaces its scratch output Q3b/out/demo on every run",
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -8,6 +8,7 @@ Without --dsn/DATABASE_URL/PG* it uses the embedded PostgreSQL (temporary, fsync
 Figures go to stdout and to Q1/out/bench_retention.json. Not a test: timings on a shared machine are noisy,
 so read the ratios, which compare methods measured minutes apart on the same server.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,17 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import duckdb
+import psycopg2.extras
+from psycopg2 import sql
+
+from event_generator import app_events
+from pg_server import open_connection
+from retention import RetentionQuery, cohort_retention_sql
+from seed import copy_events, events_to_csv, seed_events
+
 Q1_DIR = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Q1_DIR))
-
-import duckdb  # noqa: E402
-import psycopg2.extras  # noqa: E402
-from psycopg2 import sql  # noqa: E402
-
-from event_generator import app_events  # noqa: E402
-from pg_server import open_connection  # noqa: E402
-from retention import RetentionQuery, cohort_retention_sql  # noqa: E402
-from seed import copy_events, events_to_csv, seed_events  # noqa: E402
 
 QUERY = RetentionQuery()  # cohort 2017-04-01, window 04-02..04-08, UTC
 ORIGINAL_QUERY = """SELECT count(DISTINCT uid) FROM {table}
@@ -93,7 +93,9 @@ def bench_load(conn, uri: str, n_events: int, work: Path) -> dict:
 
     def execute_values_load():
         with conn.cursor() as cur:
-            psycopg2.extras.execute_values(cur, "INSERT INTO bench_execute_values (time, uid, event_name) VALUES %s", rows)
+            psycopg2.extras.execute_values(
+                cur, "INSERT INTO bench_execute_values (time, uid, event_name) VALUES %s", rows
+            )
         conn.commit()
 
     def psql_copy():
@@ -123,10 +125,15 @@ def bench_load(conn, uri: str, n_events: int, work: Path) -> dict:
 def bench_query(conn, n_events: int, n_users: int, repeat: int, work: Path) -> dict:
     """Seed ``n_events`` with the project's seeder, then time the three query forms."""
     started = time.perf_counter()
-    report = seed_events(conn, "bench_events", app_events(n_events, n_users, seed=11), {"bench": n_events},
-                         replace=True, total=n_events)
-    result = {"events": n_events, "users": n_users, "seed_seconds": round(time.perf_counter() - started, 1),
-              "seed_parts_seconds": {k: round(v, 1) for k, v in report.seconds.items()}}
+    report = seed_events(
+        conn, "bench_events", app_events(n_events, n_users, seed=11), {"bench": n_events}, replace=True, total=n_events
+    )
+    result = {
+        "events": n_events,
+        "users": n_users,
+        "seed_seconds": round(time.perf_counter() - started, 1),
+        "seed_parts_seconds": {k: round(v, 1) for k, v in report.seconds.items()},
+    }
     print(f"  seeded {n_events:,} events in {result['seed_seconds']} s {result['seed_parts_seconds']}", flush=True)
 
     query = RetentionQuery(QUERY.cohort_date, table="bench_events")
@@ -158,16 +165,22 @@ def bench_query(conn, n_events: int, n_users: int, repeat: int, work: Path) -> d
     with conn.cursor() as cur, open(csv_path, "wb") as f:
         cur.copy_expert("COPY bench_events (time, uid, event_name) TO STDOUT WITH (FORMAT csv, HEADER)", f)
     duck = duckdb.connect()
-    duck.execute(f"COPY (SELECT * FROM read_csv('{csv_path}', header=true, "
-                 f"columns={{'time': 'TIMESTAMP', 'uid': 'VARCHAR', 'event_name': 'VARCHAR'}})) TO '{parquet}' (FORMAT parquet)")
+    duck.execute(
+        f"COPY (SELECT * FROM read_csv('{csv_path}', header=true, "
+        f"columns={{'time': 'TIMESTAMP', 'uid': 'VARCHAR', 'event_name': 'VARCHAR'}})) TO '{parquet}' (FORMAT parquet)"
+    )
     csv_path.unlink()
     result["parquet_export_seconds"] = round(time.perf_counter() - started, 1)
 
     def duckdb_scan():
         return tuple(duck.execute(DUCKDB_QUERY.format(path=parquet)).fetchone())
 
-    forms = (("ours", ours, repeat), ("original", original, max(1, repeat // 2)),
-             ("original_unindexed", original_unindexed, max(1, repeat // 2)), ("duckdb", duckdb_scan, repeat))
+    forms = (
+        ("ours", ours, repeat),
+        ("original", original, max(1, repeat // 2)),
+        ("original_unindexed", original_unindexed, max(1, repeat // 2)),
+        ("duckdb", duckdb_scan, repeat),
+    )
     for _, function, _ in forms:  # warm the buffer and page caches once for every form
         function()
     for name, function, runs in forms:
@@ -178,9 +191,10 @@ def bench_query(conn, n_events: int, n_users: int, repeat: int, work: Path) -> d
     result["original_vs_ours"] = round(result["original_seconds"] / result["ours_seconds"], 1)
     result["original_unindexed_vs_ours"] = round(result["original_unindexed_seconds"] / result["ours_seconds"], 1)
     result["duckdb_vs_ours"] = round(result["duckdb_seconds"] / result["ours_seconds"], 2)
-    result["answers_agree"] = (result["ours_answer"] == result["duckdb_answer"]
-                               and result["ours_answer"][1] == result["original_answer"]
-                               == result["original_unindexed_answer"])
+    result["answers_agree"] = (
+        result["ours_answer"] == result["duckdb_answer"]
+        and result["ours_answer"][1] == result["original_answer"] == result["original_unindexed_answer"]
+    )
     return result
 
 
@@ -193,8 +207,11 @@ def main(argv=None) -> int:
     p.add_argument("--dsn", help="server to use (default: DATABASE_URL, PG* env, else embedded)")
     p.add_argument("--out", type=Path, default=Q1_DIR / "out" / "bench_retention.json")
     args = p.parse_args(argv)
-    figures = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
+    figures = {
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    }
     print(f"load average at start {figures['load_average_at_start']} on {figures['cpus']} CPUs", flush=True)
     with open_connection(args.dsn) as (conn, source), tempfile.TemporaryDirectory(prefix="q1-bench-") as folder:
         with conn.cursor() as cur:
@@ -203,20 +220,25 @@ def main(argv=None) -> int:
         print(figures["server"], flush=True)
         uri = conn.dsn if source != "PG* environment" else ""
         figures["load"] = bench_load(conn, uri, args.load_events, Path(folder))
-        figures["query"] = bench_query(conn, args.query_events, args.query_events // args.events_per_user,
-                                       args.repeat, Path(folder))
+        figures["query"] = bench_query(
+            conn, args.query_events, args.query_events // args.events_per_user, args.repeat, Path(folder)
+        )
         with conn.cursor() as cur:
             cur.execute("DROP TABLE bench_events")
         conn.commit()
     figures["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     figures["client_peak_rss_mb"] = round(peak_rss_mb())
     load, query = figures["load"], figures["query"]
-    print(f"\nload {load['events']:,} events: COPY {load['copy_rows_per_s']:,} rows/s = "
-          f"{load['copy_vs_execute_values']}x execute_values, {100 * load['copy_vs_psql_copy']:.0f}% of psql \\copy")
-    print(f"query {query['events']:,} events: ours {1000 * query['ours_seconds']:.1f} ms, "
-          f"original form {query['original_vs_ours']}x slower on the same indexes, "
-          f"{query['original_unindexed_vs_ours']}x slower without them, DuckDB/Parquet {query['duckdb_vs_ours']}x ours; "
-          f"answers agree: {query['answers_agree']}; seeded in {query['seed_seconds']} s")
+    print(
+        f"\nload {load['events']:,} events: COPY {load['copy_rows_per_s']:,} rows/s = "
+        f"{load['copy_vs_execute_values']}x execute_values, {100 * load['copy_vs_psql_copy']:.0f}% of psql \\copy"
+    )
+    print(
+        f"query {query['events']:,} events: ours {1000 * query['ours_seconds']:.1f} ms, "
+        f"original form {query['original_vs_ours']}x slower on the same indexes, "
+        f"{query['original_unindexed_vs_ours']}x slower without them, DuckDB/Parquet {query['duckdb_vs_ours']}x ours; "
+        f"answers agree: {query['answers_agree']}; seeded in {query['seed_seconds']} s"
+    )
     print(f"client peak RSS {figures['client_peak_rss_mb']} MB; load average at end {figures['load_average_at_end']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2, default=str))

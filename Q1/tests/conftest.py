@@ -1,17 +1,14 @@
 """Q1 test fixtures: one embedded PostgreSQL per session, a fresh table name per test."""
-import sys
+
 import uuid
 from pathlib import Path
 
 import psycopg2
 import pytest
 
-TESTS_DIR = Path(__file__).resolve().parent
-for folder in (TESTS_DIR.parent, TESTS_DIR):  # Q1/ modules and the q1_testing helpers
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
+from pg_server import embedded_server
 
-from pg_server import embedded_server  # noqa: E402
+TESTS_DIR = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="session")

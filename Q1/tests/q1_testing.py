@@ -1,4 +1,5 @@
 """Helpers shared by the Q1 tests (a uniquely named module: all parts' tests run in one pytest process)."""
+
 import pandas as pd
 
 from seed import seed_events

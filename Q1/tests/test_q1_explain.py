@@ -1,4 +1,5 @@
 """The cohort query stays sargable: at 1M events PostgreSQL answers it from the indexes, with no sequential scan."""
+
 import json
 
 from event_generator import app_events

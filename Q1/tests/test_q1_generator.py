@@ -1,4 +1,5 @@
 """The app-like generator has the shape the issue asks for, checked with the pandas reference."""
+
 import datetime as dt
 
 import pandas as pd
@@ -39,7 +40,9 @@ def test_fixed_seed_reproduces_and_uniform_keeps_original_shape():
     uniform = uniform_events()
     assert len(uniform) == 10_000 and uniform["uid"].nunique() <= 1_000
     assert set(uniform["event_name"]) == {"FIRST_INSTALL", "A", "B"}
-    assert uniform["time"].dt.date.min() == dt.date(2017, 4, 1) and uniform["time"].dt.date.max() == dt.date(2017, 4, 10)
+    assert uniform["time"].dt.date.min() == dt.date(2017, 4, 1) and uniform["time"].dt.date.max() == dt.date(
+        2017, 4, 10
+    )
 
 
 def test_refuses_fewer_events_than_users():

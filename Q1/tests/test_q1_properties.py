@@ -1,4 +1,5 @@
 """Property: on random event sets the SQL and the independent pandas reference name the same users."""
+
 import datetime as dt
 import zoneinfo
 
@@ -6,8 +7,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from q1_testing import load_events, read_back
 
+from q1_testing import load_events, read_back
 from retention import RetentionQuery, RetentionTableQuery, cohort_retention, retention_table
 from retention_reference import cohort_retention_reference, retention_table_reference
 
@@ -15,8 +16,12 @@ BASE = dt.datetime(2017, 4, 1)
 # Whole-hour, half-hour and +14h offsets; none has a DST change at local midnight (see README limitations).
 ZONES = ["UTC", "Asia/Hong_Kong", "America/New_York", "Australia/Adelaide", "Pacific/Kiritimati", "Asia/Kathmandu"]
 NAMES = ["FIRST_INSTALL", "FIRST_INSTALL", "APP_OPEN", "A"]
-SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _boundary_seconds(tz: str) -> list[int]:
@@ -28,8 +33,10 @@ def _boundary_seconds(tz: str) -> list[int]:
 
 def _edge_instants(tz: str, days) -> list[dt.datetime]:
     """Naive-UTC instants of local midnight of each day in ``tz``, and the second before each."""
-    midnights = [dt.datetime.combine(d, dt.time(), zoneinfo.ZoneInfo(tz)).astimezone(dt.timezone.utc)
-                 .replace(tzinfo=None) for d in days]
+    midnights = [
+        dt.datetime.combine(d, dt.time(), zoneinfo.ZoneInfo(tz)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+        for d in days
+    ]
     return midnights + [m - dt.timedelta(seconds=1) for m in midnights]
 
 
@@ -43,8 +50,9 @@ def event_sets(draw):
     second = st.one_of(st.sampled_from(_boundary_seconds(tz)), st.integers(0, 86_399))
     # Days and windows share a narrow range so events often sit near a window or cohort edge.
     anywhere = st.builds(lambda d, s: BASE + dt.timedelta(days=d, seconds=s), st.integers(-1, 7), second)
-    on_edge = st.sampled_from(_edge_instants(tz, [cohort, cohort + dt.timedelta(days=1), start,
-                                                  end + dt.timedelta(days=1)]))
+    on_edge = st.sampled_from(
+        _edge_instants(tz, [cohort, cohort + dt.timedelta(days=1), start, end + dt.timedelta(days=1)])
+    )
     name = st.sampled_from(NAMES)
     cohort_midnight = _edge_instants(tz, [cohort])[0]
     on_cohort_day = st.builds(lambda s: cohort_midnight + dt.timedelta(seconds=s), st.integers(0, 86_399))
@@ -53,8 +61,11 @@ def event_sets(draw):
     install_rows = draw(installs)
     # Edge events mostly go to installed users: an off-by-one at a window edge only shows on a cohort member.
     edge_uid = st.sampled_from(sorted({u for _, u, _ in install_rows})) if install_rows else uid
-    rows = (install_rows + draw(st.lists(st.tuples(on_edge, edge_uid, name), max_size=8))
-            + draw(st.lists(st.tuples(anywhere, uid, name), min_size=1, max_size=12)))
+    rows = (
+        install_rows
+        + draw(st.lists(st.tuples(on_edge, edge_uid, name), max_size=8))
+        + draw(st.lists(st.tuples(anywhere, uid, name), min_size=1, max_size=12))
+    )
     events = pd.DataFrame(rows, columns=["time", "uid", "event_name"]).astype({"time": "datetime64[s]"})
     return events, tz, cohort, start, end
 
@@ -62,12 +73,14 @@ def event_sets(draw):
 @pytest.fixture
 def fresh_table(conn, table_name):
     """Drops the test's own table between hypothesis examples."""
+
     def reset(events):
         with conn.cursor() as cur:
             cur.execute(f'DROP TABLE IF EXISTS "{table_name}"')
         conn.commit()
         load_events(conn, table_name, events)
         return read_back(conn, table_name)
+
     return reset
 
 

@@ -1,12 +1,13 @@
 """The SQL answers against hand-checked events and against the pandas reference on generated events."""
+
 import datetime as dt
 
 import numpy as np
 import pandas as pd
 import pytest
-from q1_testing import events_frame, load_events, read_back
 
 from event_generator import generate_events
+from q1_testing import events_frame, load_events, read_back
 from retention import RetentionQuery, RetentionTableQuery, cohort_retention, retention_table
 from retention_reference import cohort_retention_reference, retention_table_reference
 from retention_report import colour_scale_max, write_retention_heatmap
@@ -15,22 +16,24 @@ D = dt.date(2017, 4, 1)
 
 # Hand-checked: cohort 2017-04-01 UTC is {late, midnight, never_back, boundary}; retained (04-02..04-08) is
 # {late, midnight}. Reasons are in the uid names.
-HAND_EVENTS = events_frame([
-    ("2017-04-01 10:00:00", "late", "FIRST_INSTALL"),
-    ("2017-04-08 15:00:00", "late", "APP_OPEN"),  # afternoon of the window's last day: counts
-    ("2017-04-01 23:59:59", "midnight", "FIRST_INSTALL"),
-    ("2017-04-02 00:00:00", "midnight", "A"),  # first second of the window: counts
-    ("2017-03-31 09:00:00", "never_back", "APP_OPEN"),  # before the install: never counts
-    ("2017-04-01 09:00:00", "never_back", "FIRST_INSTALL"),
-    ("2017-04-01 00:00:00", "boundary", "FIRST_INSTALL"),
-    ("2017-04-01 12:00:00", "boundary", "FIRST_INSTALL"),  # repeated install, same day: one user
-    ("2017-04-09 00:00:00", "boundary", "APP_OPEN"),  # first second after the window: does not count
-    ("2017-03-31 23:59:59", "earlier", "FIRST_INSTALL"),  # first install the day before: not in cohort
-    ("2017-04-01 08:00:00", "earlier", "FIRST_INSTALL"),
-    ("2017-04-03 08:00:00", "earlier", "APP_OPEN"),
-    ("2017-04-01 08:00:00", "no_install", "APP_OPEN"),  # never installed: not in cohort
-    ("2017-04-03 08:00:00", "no_install", "APP_OPEN"),
-])
+HAND_EVENTS = events_frame(
+    [
+        ("2017-04-01 10:00:00", "late", "FIRST_INSTALL"),
+        ("2017-04-08 15:00:00", "late", "APP_OPEN"),  # afternoon of the window's last day: counts
+        ("2017-04-01 23:59:59", "midnight", "FIRST_INSTALL"),
+        ("2017-04-02 00:00:00", "midnight", "A"),  # first second of the window: counts
+        ("2017-03-31 09:00:00", "never_back", "APP_OPEN"),  # before the install: never counts
+        ("2017-04-01 09:00:00", "never_back", "FIRST_INSTALL"),
+        ("2017-04-01 00:00:00", "boundary", "FIRST_INSTALL"),
+        ("2017-04-01 12:00:00", "boundary", "FIRST_INSTALL"),  # repeated install, same day: one user
+        ("2017-04-09 00:00:00", "boundary", "APP_OPEN"),  # first second after the window: does not count
+        ("2017-03-31 23:59:59", "earlier", "FIRST_INSTALL"),  # first install the day before: not in cohort
+        ("2017-04-01 08:00:00", "earlier", "FIRST_INSTALL"),
+        ("2017-04-03 08:00:00", "earlier", "APP_OPEN"),
+        ("2017-04-01 08:00:00", "no_install", "APP_OPEN"),  # never installed: not in cohort
+        ("2017-04-03 08:00:00", "no_install", "APP_OPEN"),
+    ]
+)
 
 
 def test_hand_checked_cohort_and_window_edges(conn, table_name):
@@ -53,12 +56,18 @@ def test_original_between_to_date_form_drops_last_afternoon(conn, table_name):
 
 def test_time_zone_moves_day_boundaries(conn, table_name):
     # 2017-04-01 17:00 UTC is 2017-04-02 01:00 in Hong Kong (UTC+8, no DST).
-    load_events(conn, table_name, events_frame([
-        ("2017-03-31 17:00:00", "hk", "FIRST_INSTALL"),  # HK 04-01 01:00: cohort in HK, not in UTC
-        ("2017-04-08 17:00:00", "hk", "APP_OPEN"),  # HK 04-09 01:00: after the HK window
-        ("2017-04-01 01:00:00", "both", "FIRST_INSTALL"),  # HK 04-01 09:00: cohort in both
-        ("2017-04-01 17:00:00", "both", "APP_OPEN"),  # HK 04-02 01:00: retained in HK, day 0 in UTC
-    ]))
+    load_events(
+        conn,
+        table_name,
+        events_frame(
+            [
+                ("2017-03-31 17:00:00", "hk", "FIRST_INSTALL"),  # HK 04-01 01:00: cohort in HK, not in UTC
+                ("2017-04-08 17:00:00", "hk", "APP_OPEN"),  # HK 04-09 01:00: after the HK window
+                ("2017-04-01 01:00:00", "both", "FIRST_INSTALL"),  # HK 04-01 09:00: cohort in both
+                ("2017-04-01 17:00:00", "both", "APP_OPEN"),  # HK 04-02 01:00: retained in HK, day 0 in UTC
+            ]
+        ),
+    )
     hk = cohort_retention(conn, RetentionQuery(D, tz="Asia/Hong_Kong", table=table_name), list_users=True)
     utc = cohort_retention(conn, RetentionQuery(D, table=table_name), list_users=True)
     assert (hk.cohort_uids, hk.retained_uids) == ({"hk", "both"}, {"both"})
@@ -81,9 +90,11 @@ def test_generated_events_match_pandas_over_rows_read_back(conn, table_name, dis
     load_events(conn, table_name, pd.concat(generate_events(distribution)))
     stored = read_back(conn, table_name)
     assert len(stored) == 10_000
-    for query in (RetentionQuery(D, table=table_name),
-                  RetentionQuery(dt.date(2017, 4, 3), tz="Asia/Hong_Kong", table=table_name),
-                  RetentionQuery(D, D, D, tz="America/Los_Angeles", table=table_name)):
+    for query in (
+        RetentionQuery(D, table=table_name),
+        RetentionQuery(dt.date(2017, 4, 3), tz="Asia/Hong_Kong", table=table_name),
+        RetentionQuery(D, D, D, tz="America/Los_Angeles", table=table_name),
+    ):
         result = cohort_retention(conn, query, list_users=True)
         assert (result.cohort_uids, result.retained_uids) == cohort_retention_reference(stored, query)
         assert (result.cohort_size, result.retained_users) == (len(result.cohort_uids), len(result.retained_uids))
@@ -112,8 +123,10 @@ def test_report_cell_equals_single_day_cohort_query(conn, table_name):
 
 
 def test_heatmap_colour_scale_is_set_by_days_after_install(tmp_path):
-    table = pd.DataFrame({"cohort_size": [10, 20], "day_0": [1.0, 1.0], "day_1": [0.35, 0.4], "day_2": [0.1, np.nan]},
-                         index=pd.Index(["2017-04-01", "2017-04-02"], name="cohort_date"))
+    table = pd.DataFrame(
+        {"cohort_size": [10, 20], "day_0": [1.0, 1.0], "day_1": [0.35, 0.4], "day_2": [0.1, np.nan]},
+        index=pd.Index(["2017-04-01", "2017-04-02"], name="cohort_date"),
+    )
     assert colour_scale_max(table) == pytest.approx(40.0)  # day 0's 100% does not set the top of the scale
     assert colour_scale_max(table[["cohort_size", "day_0"]]) == 100.0  # nothing after day 0: full range
     assert colour_scale_max(table.assign(day_1=np.nan, day_2=np.nan)) == 100.0

@@ -1,12 +1,13 @@
 """Safe on someone's real database: refusals, replace, reruns, injection, atomic seeding, clean errors."""
+
 import json
 
 import pandas as pd
 import pytest
-from q1_testing import events_frame, load_events, read_back
 
 import sql as q1_cli
 from event_generator import generate_events
+from q1_testing import events_frame, load_events, read_back
 from seed import SeedRefused, seed_events
 
 ROWS = events_frame([("2017-04-01 10:00:00", "a", "FIRST_INSTALL"), ("2017-04-02 10:00:00", "a", "APP_OPEN")])
@@ -90,7 +91,9 @@ def test_unreachable_server_is_one_line_exit_2(capsys):
     code = q1_cli.main(["--dsn", "postgresql://nobody:secret@127.0.0.1:1/offsite"])
     err = _one_line_error(capsys)
     assert code == 2
-    assert err.startswith("error: cannot connect to PostgreSQL at 127.0.0.1:1/offsite (connection refused; from --dsn). ")
+    assert err.startswith(
+        "error: cannot connect to PostgreSQL at 127.0.0.1:1/offsite (connection refused; from --dsn). "
+    )
     assert "Is the server running" not in err and "?." not in err and "\t" not in err
     for needed in ("embedded", "docker compose up -d", "DATABASE_URL"):
         assert needed in err
@@ -105,11 +108,14 @@ def test_invalid_dsn_is_one_line_exit_2(capsys):
         assert needed in err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--tz", "Mars/Olympus"], "unknown time zone"),
-    (["--window-start", "2017-03-30"], "before the cohort day"),
-    (["--no-seed", "--table", "no_such_table"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--tz", "Mars/Olympus"], "unknown time zone"),
+        (["--window-start", "2017-03-30"], "before the cohort day"),
+        (["--no-seed", "--table", "no_such_table"], "does not exist"),
+    ],
+)
 def test_user_mistakes_are_one_line_exit_2(pg_dsn, capsys, argv, message):
     assert q1_cli.main(["--dsn", pg_dsn, *argv]) == 2
     err = capsys.readouterr().err
@@ -139,7 +145,6 @@ def test_cli_report_writes_csv_and_png(pg_dsn, table_name, tmp_path, capsys):
     assert (table["day_0"] == 1.0).all()
     assert (tmp_path / "retention_heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert "day_3" in capsys.readouterr().out
-
 
 
 def test_report_out_is_a_file_is_one_line_exit_2_before_seeding(pg_dsn, conn, table_name, tmp_path, capsys):
@@ -183,12 +188,17 @@ def test_report_existing_file_is_refused_before_seeding(pg_dsn, conn, table_name
     assert not _table_exists(conn, table_name) and (tmp_path / "retention_heatmap.png").read_bytes() == b"mine"
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--cohort-date", "2017-13-01"],
-     "sql.py: error: argument --cohort-date: expected a date as YYYY-MM-DD, got '2017-13-01' (see --help)"),
-    (["--days", "x"], "sql.py: error: argument --days: invalid int value: 'x' (see --help)"),
-    (["--bogus"], "sql.py: error: unrecognized arguments: --bogus (see --help)"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["--cohort-date", "2017-13-01"],
+            "sql.py: error: argument --cohort-date: expected a date as YYYY-MM-DD, got '2017-13-01' (see --help)",
+        ),
+        (["--days", "x"], "sql.py: error: argument --days: invalid int value: 'x' (see --help)"),
+        (["--bogus"], "sql.py: error: unrecognized arguments: --bogus (see --help)"),
+    ],
+)
 def test_argument_errors_are_one_line_exit_2(capsys, argv, expected):
     with pytest.raises(SystemExit) as exited:
         q1_cli.main(argv)

@@ -7,6 +7,7 @@ Writes Q2/data/bench_cloudfront_1g.log (and a 2 GB file: the 1 GB file twice, so
 total, and prints the best wall time of each, the ratios, and our peak RSS at 1 GB and 2 GB. The files are deleted
 at the end unless --keep. The machine may be shared: the load average is printed with the figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,24 +23,26 @@ from pathlib import Path
 
 import psutil
 
+import dummy_log
+
 Q2 = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Q2))
-import dummy_log  # noqa: E402
 
 START, END = "2017-08-24", "2017-08-25"
-AWK = ("!/^#/ && $1 >= \"%s\" && $1 <= \"%s\" && tolower($8) ~ /\\.(jpg|jpeg)$/ { s += $4 } "
-       "END { printf \"%%.0f\\n\", s }") % (START, END)
+AWK = (
+    f'!/^#/ && $1 >= "{START}" && $1 <= "{END}" && tolower($8) ~ /\\.(jpg|jpeg)$/ {{ s += $4 }} '
+    'END { printf "%.0f\\n", s }'
+)
 DUCKDB = """
 import duckdb, sys
 names = sys.argv[2].split(",")
 sql = f'''SELECT SUM(CASE WHEN "sc-bytes" = '-' THEN 0 ELSE CAST("sc-bytes" AS BIGINT) END)
 FROM read_csv('{sys.argv[1]}', delim='\\t', header=false, comment='#', quote='', escape='', all_varchar=true,
               names={names!r}, null_padding=true)
-WHERE "date" BETWEEN '%s' AND '%s' AND regexp_matches("cs-uri-stem", '\\\\.(jpg|jpeg)$', 'i')'''
+WHERE "date" BETWEEN '{start}' AND '{end}' AND regexp_matches("cs-uri-stem", '\\\\.(jpg|jpeg)$', 'i')'''
 con = duckdb.connect()
 con.execute('SET enable_progress_bar = false')
 print(con.sql(sql).fetchone()[0])
-""" % (START, END)
+""".replace("{start}", START).replace("{end}", END)
 
 
 def run_measured(command: list) -> tuple:
@@ -61,6 +64,7 @@ def run_measured(command: list) -> tuple:
             except psutil.Error:
                 pass
             time.sleep(0.01)
+
     sampler = threading.Thread(target=sample)
     sampler.start()
     out, err = process.communicate()
@@ -101,7 +105,7 @@ def main() -> int:
         print(f"generated {one.name} ({one.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.1f} s")
     try:
         best, cpu_best, totals, rss = {}, {}, {}, {}
-        for _ in range(args.repeat):   # interleaved, so load from other processes hits all tools alike
+        for _ in range(args.repeat):  # interleaved, so load from other processes hits all tools alike
             for tool, command in tools(one).items():
                 wall, cpu, peak, out = run_measured(command)
                 best[tool] = min(best.get(tool, wall), wall)
@@ -121,13 +125,17 @@ def main() -> int:
         assert json.loads(out2)["total_bytes"] == 2 * totals["ours"]
         size_mb = one.stat().st_size / 1e6
         print(f"file: {one.name}, {size_mb:.0f} MB, total_bytes={totals['ours']} (all three agree)")
-        print(f"load average (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
-              f"on {os.cpu_count()} cores; best of {args.repeat}")
+        print(
+            f"load average (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+            f"on {os.cpu_count()} cores; best of {args.repeat}"
+        )
         for tool, wall in best.items():
-            print(f"  {tool:<7} wall {wall:6.2f} s ({size_mb / wall:4.0f} MB/s)  ours/{tool} = {best['ours'] / wall:.2f}"
-                  f"   CPU {cpu_best[tool]:6.2f} s  ours/{tool} = {cpu_best['ours'] / cpu_best[tool]:.2f}")
+            print(
+                f"  {tool:<7} wall {wall:6.2f} s ({size_mb / wall:4.0f} MB/s)  ours/{tool} = {best['ours'] / wall:.2f}"
+                f"   CPU {cpu_best[tool]:6.2f} s  ours/{tool} = {cpu_best['ours'] / cpu_best[tool]:.2f}"
+            )
         for size, peak in sorted(rss.items()):
-            print(f"  ours peak RSS at {size / 1e9:.1f} GB: {peak / 2 ** 20:.0f} MiB")
+            print(f"  ours peak RSS at {size / 1e9:.1f} GB: {peak / 2**20:.0f} MiB")
         print(f"  ours on {two.stat().st_size / 1e9:.1f} GB: wall {wall2:.2f} s, CPU {cpu2:.2f} s")
     finally:
         if not args.keep:

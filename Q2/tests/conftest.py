@@ -1,13 +1,10 @@
-"""Puts Q2/ (the modules under test) and Q2/tests/ (the reference implementation) on sys.path."""
-import sys
+"""Q2 test fixtures: the real log samples in ../shared (modules are on sys.path via pyproject.toml)."""
+
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
-for folder in (HERE.parent, HERE):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
 SHARED_LOGS = HERE.parents[2] / "shared" / "data" / "logs"
 

@@ -1,4 +1,5 @@
 """The command line: the walking-skeleton answer on the dummy log, JSON keys, exit codes, errors, plot."""
+
 import csv
 import json
 import subprocess
@@ -46,7 +47,7 @@ def cli(args, capsys):
     """Run main() in-process (a subprocess costs seconds of imports); returns (exit code, stdout, stderr)."""
     try:
         code = raw_data_analytics.main([str(a) for a in args])
-    except SystemExit as exit_:   # argparse rejects bad arguments this way
+    except SystemExit as exit_:  # argparse rejects bad arguments this way
         code = exit_.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -58,13 +59,14 @@ def test_text_report_and_plot(dummy_path, tmp_path, capsys):
     assert code == 0, err
     assert "total_bytes:" in out and "top 10 URL paths" in out and ".css" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, _out, err = cli([dummy_path, "--plot", png], capsys)   # never replaced without --overwrite
+    code, _out, err = cli([dummy_path, "--plot", png], capsys)  # never replaced without --overwrite
     assert code == 2 and "--overwrite" in err
     assert cli([dummy_path, "--plot", png, "--overwrite"], capsys)[0] == 0
 
 
 def test_stdin_and_glob(dummy_path, capsys, monkeypatch):
     import io
+
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(dummy_path.read_bytes()))))
     from_stdin = json.loads(cli(["-", "--json"], capsys)[1])
     from_glob = json.loads(cli([dummy_path.parent / "dumm*.log", "--json"], capsys)[1])
@@ -79,12 +81,15 @@ def test_strict_turns_malformed_lines_into_exit_1(tmp_path, capsys):
     assert code == 1 and f"{log}:2: malformed" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/no/such/file.log"], "no such file"),
-    (["--start", "2017-08-32"], "YYYY-MM-DD"),
-    (["--start", "2017-08-26", "--end", "2017-08-24"], "after"),
-    (["--tz", "Mars/Olympus"], "time zone"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/no/such/file.log"], "no such file"),
+        (["--start", "2017-08-32"], "YYYY-MM-DD"),
+        (["--start", "2017-08-26", "--end", "2017-08-24"], "after"),
+        (["--tz", "Mars/Olympus"], "time zone"),
+    ],
+)
 def test_user_mistakes_give_one_line_and_exit_2(args, message, capsys):
     code, _out, err = cli(args, capsys)
     assert code == 2 and message in err and "Traceback" not in err
@@ -93,7 +98,7 @@ def test_user_mistakes_give_one_line_and_exit_2(args, message, capsys):
 def test_unknown_format_is_one_line_without_traceback(tmp_path):
     log = tmp_path / "x.log"
     log.write_text("hello\n")
-    result = run_cli(str(log))   # a real process, to see exactly what a user sees
+    result = run_cli(str(log))  # a real process, to see exactly what a user sees
     assert result.returncode == 2 and "--format" in result.stderr.decode()
     assert len(result.stderr.decode().strip().splitlines()) == 1
 

@@ -1,5 +1,6 @@
 """Rough edges found by a fresh-user trial (issue 7 follow-up): directories and a repeated '-' as LOG, files with
 no content lines, and how malformed-line reasons show the bad field."""
+
 import io
 import sys
 
@@ -17,8 +18,9 @@ from test_q2_user_errors import CLF_LINE, cli, one_line_error
 def test_a_directory_as_log_is_one_line_naming_it_and_the_fix(tmp_path, capsys, monkeypatch):
     (tmp_path / "a.log").write_bytes(CLF_LINE)
     monkeypatch.setattr(raw_data_analytics.log_scan, "scan_log", _refuse_scan)
-    one_line_error([tmp_path], capsys, f"{tmp_path}: is a directory; give log files or a glob such as "
-                                       f"'{tmp_path}/*.log'")
+    one_line_error(
+        [tmp_path], capsys, f"{tmp_path}: is a directory; give log files or a glob such as '{tmp_path}/*.log'"
+    )
 
 
 def test_a_glob_matching_a_directory_is_the_same_error(tmp_path, capsys, monkeypatch):
@@ -52,10 +54,10 @@ NO_CONTENT = [
     (b"", 0, 0),
     (b"\n", 1, 0),
     (b"\n\n", 2, 0),
-    (b"\r\n \t\r\n   ", 3, 0),                    # CRLF, whitespace, a last line without '\n'
-    (b"\xef\xbb\xbf\n\n", 2, 0),                 # byte-order mark, then blank lines
+    (b"\r\n \t\r\n   ", 3, 0),  # CRLF, whitespace, a last line without '\n'
+    (b"\xef\xbb\xbf\n\n", 2, 0),  # byte-order mark, then blank lines
     (b"# exported by tool\n\n# nothing today\n", 1, 2),
-    (b"\n" * 5000, 5000, 0),                       # more lines than detection samples, several blocks
+    (b"\n" * 5000, 5000, 0),  # more lines than detection samples, several blocks
 ]
 
 
@@ -83,19 +85,25 @@ def test_a_file_without_content_lines_on_the_command_line(tmp_path, capsys):
 def test_content_after_many_blank_lines_is_still_an_undetectable_format_error(tmp_path):
     path = tmp_path / "late.log"
     path.write_bytes(b"\n" * 3000 + b"hello world\n")
-    with pytest.raises(log_scan.LogInputError, match=r"cannot detect the log format from line 3001 "
-                                                     r"\(first 80 chars: hello world\); pass --format"):
+    with pytest.raises(
+        log_scan.LogInputError,
+        match=r"cannot detect the log format from line 3001 "
+        r"\(first 80 chars: hello world\); pass --format",
+    ):
         log_scan.scan_log(str(path), BytesQuery(), block_size=1000)
 
 
-@pytest.mark.parametrize("fmt, line, reason", [
-    ("tsv", b"2017-08-24\t10:00:00\t1234567890123456789\t/a.jpg", "bad size '1234567890123456789'"),
-    ("tsv", b"2017-02-30\t10:00:00\t5\t/a.jpg", "bad date '2017-02-30'"),
-    ("tsv", b"2017-08-24\t25:00:00\t5\t/a.jpg", "bad time '25:00:00'"),
-    ("tsv", b"2017-08-24\t10:00:00\t\xa4\xa4\t/a.jpg", "bad size '\\xa4\\xa4'"),
-    ("tsv", "2017-08-24\t10:00:00\t五\t/a.jpg".encode(), "bad size '五'"),
-    ("clf", b'1.2.3.4 - - [24/Bug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 5', "bad month 'Bug'"),
-])
+@pytest.mark.parametrize(
+    "fmt, line, reason",
+    [
+        ("tsv", b"2017-08-24\t10:00:00\t1234567890123456789\t/a.jpg", "bad size '1234567890123456789'"),
+        ("tsv", b"2017-02-30\t10:00:00\t5\t/a.jpg", "bad date '2017-02-30'"),
+        ("tsv", b"2017-08-24\t25:00:00\t5\t/a.jpg", "bad time '25:00:00'"),
+        ("tsv", b"2017-08-24\t10:00:00\t\xa4\xa4\t/a.jpg", "bad size '\\xa4\\xa4'"),
+        ("tsv", "2017-08-24\t10:00:00\t五\t/a.jpg".encode(), "bad size '五'"),
+        ("clf", b'1.2.3.4 - - [24/Bug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 5', "bad month 'Bug'"),
+    ],
+)
 def test_malformed_reasons_show_the_field_as_text_not_a_bytes_literal(fmt, line, reason):
     state = log_formats.FORMATS[fmt].initial_state()
     if fmt == "tsv":
@@ -118,8 +126,7 @@ quiet_lines = st.lists(st.text(alphabet=" \t\r\x0b\x0c#x", max_size=6).map(str.e
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=quiet_lines, last_newline=st.booleans(), block_size=st.sampled_from([5, 1 << 20]))
-def test_blank_and_comment_counting_agrees_with_the_per_line_parser(tmp_path_factory, lines, last_newline,
-                                                                    block_size):
+def test_blank_and_comment_counting_agrees_with_the_per_line_parser(tmp_path_factory, lines, last_newline, block_size):
     """Without a format: 0 records and the per-line parsers' verdicts (read with --format clf), or the undetectable
     error naming the first line that parser calls content."""
     path = tmp_path_factory.mktemp("quiet") / "q.log"
@@ -129,15 +136,25 @@ def test_blank_and_comment_counting_agrees_with_the_per_line_parser(tmp_path_fac
     path.write_bytes(content)
     clf = log_scan.scan_log(str(path), BytesQuery(), "clf", block_size=block_size).files[0]
     state = log_formats.FORMATS["clf"].initial_state()
-    first_content = next((i for i, line in enumerate(content.split(b"\n"), 1)
-                          if log_formats.FORMATS["clf"].parse_line(line, state) not in (log_formats.BLANK,
-                                                                                         log_formats.COMMENT)), None)
+    first_content = next(
+        (
+            i
+            for i, line in enumerate(content.split(b"\n"), 1)
+            if log_formats.FORMATS["clf"].parse_line(line, state) not in (log_formats.BLANK, log_formats.COMMENT)
+        ),
+        None,
+    )
     if first_content is None:
         acc = log_scan.scan_log(str(path), BytesQuery(), block_size=block_size).files[0]
-        assert (acc.format, acc.lines_read, acc.blank_lines, acc.comment_lines) == \
-            ("empty", clf.lines_read, clf.blank_lines, clf.comment_lines)
-    else:   # within the detection sample the message names the first non-blank line (a comment, possibly)
+        assert (acc.format, acc.lines_read, acc.blank_lines, acc.comment_lines) == (
+            "empty",
+            clf.lines_read,
+            clf.blank_lines,
+            clf.comment_lines,
+        )
+    else:  # within the detection sample the message names the first non-blank line (a comment, possibly)
         first_non_blank = next(i for i, line in enumerate(content.split(b"\n"), 1) if line.strip())
-        with pytest.raises(log_scan.LogInputError, match=f"cannot detect the log format from line "
-                                                         f"({first_non_blank}|{first_content}) "):
+        with pytest.raises(
+            log_scan.LogInputError, match=f"cannot detect the log format from line ({first_non_blank}|{first_content}) "
+        ):
             log_scan.scan_log(str(path), BytesQuery(), block_size=block_size)

@@ -1,4 +1,5 @@
 """User mistakes: exit code 2, exactly one line on stderr naming the file/option and the fix, no traceback."""
+
 import gzip
 import json
 import os
@@ -31,9 +32,9 @@ def one_line_error(args, capsys, *needles):
 def _gzip_cases(tmp_path):
     good = gzip.compress(CLF_LINE * 200)
     cases = {
-        "junk.gz": b"\x1f\x8b" + b"junk" * 10,                                  # magic, then junk
-        "badblock.gz": good[:10] + b"garbage garbage garbage garbage",         # valid header, corrupt deflate data
-        "truncated.gz": good[: len(good) // 2],                                 # cut in the middle
+        "junk.gz": b"\x1f\x8b" + b"junk" * 10,  # magic, then junk
+        "badblock.gz": good[:10] + b"garbage garbage garbage garbage",  # valid header, corrupt deflate data
+        "truncated.gz": good[: len(good) // 2],  # cut in the middle
         "no_gz_suffix.log": b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + os.urandom(64),
     }
     for name, data in cases.items():
@@ -46,15 +47,19 @@ def test_corrupt_or_truncated_gzip_names_the_file(tmp_path, capsys):
         one_line_error([path], capsys, f"{path}: not a valid gzip file (")
 
 
-@pytest.mark.parametrize("content, shown", [
-    (b"# offsite-test\n\nSome README text\n", "line 1 (first 80 chars: # offsite-test)"),
-    (b"\n\n" + bytes(range(1, 256)) * 4 + b"\n", "line 3 (first 80 chars: \\x01\\x02"),
-])
+@pytest.mark.parametrize(
+    "content, shown",
+    [
+        (b"# offsite-test\n\nSome README text\n", "line 1 (first 80 chars: # offsite-test)"),
+        (b"\n\n" + bytes(range(1, 256)) * 4 + b"\n", "line 3 (first 80 chars: \\x01\\x02"),
+    ],
+)
 def test_undetectable_format_names_file_line_and_short_sample(tmp_path, capsys, content, shown):
     path = tmp_path / "mystery.log"
     path.write_bytes(content)
-    err = one_line_error([path], capsys, f"{path}: cannot detect the log format from ", shown,
-                         "; pass --format {clf,cloudfront,s3,tsv}")
+    err = one_line_error(
+        [path], capsys, f"{path}: cannot detect the log format from ", shown, "; pass --format {clf,cloudfront,s3,tsv}"
+    )
     sample = err.split("first 80 chars: ", 1)[1].split("); pass --format", 1)[0]
     assert len(sample) <= 80
 
@@ -68,20 +73,28 @@ def test_tsv_header_without_a_needed_column(tmp_path, capsys, fmt):
 
 def test_cloudfront_fields_line_without_a_needed_column(tmp_path, capsys):
     path = tmp_path / "cf.log"
-    path.write_bytes(b"#Version: 1.0\n#Fields: date time sc-bytes x-edge-location\n"
-                     b"2017-08-24\t10:00:00\t5\tHKG\n")
+    path.write_bytes(b"#Version: 1.0\n#Fields: date time sc-bytes x-edge-location\n2017-08-24\t10:00:00\t5\tHKG\n")
     one_line_error([path], capsys, f"{path}: line 2: the header has no cs-uri-stem column")
 
 
-@pytest.mark.parametrize("args, needles", [
-    (["--start", "2017-13-01"], ["error: argument --start: '2017-13-01' is not a date in YYYY-MM-DD form (see --help)"]),
-    (["--start", "2017-08-26", "--end", "2017-08-24"], ["error: argument --start: 2017-08-26 is after --end 2017-08-24"]),
-    (["--tz", "Mars/Olympus"], ["error: argument --tz: 'Mars/Olympus' is not an IANA time zone"]),
-    (["--format", "apache"], ["error: argument --format: invalid choice: 'apache'", "(see --help)"]),
-    (["--ext", ""], ["error: argument --ext: '' is not a file extension"]),
-    (["--ext", "."], ["error: argument --ext: '.' is not a file extension"]),
-    (["--ext", "jpg", "--ext", " "], ["error: argument --ext: ' ' is not a file extension"]),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (
+            ["--start", "2017-13-01"],
+            ["error: argument --start: '2017-13-01' is not a date in YYYY-MM-DD form (see --help)"],
+        ),
+        (
+            ["--start", "2017-08-26", "--end", "2017-08-24"],
+            ["error: argument --start: 2017-08-26 is after --end 2017-08-24"],
+        ),
+        (["--tz", "Mars/Olympus"], ["error: argument --tz: 'Mars/Olympus' is not an IANA time zone"]),
+        (["--format", "apache"], ["error: argument --format: invalid choice: 'apache'", "(see --help)"]),
+        (["--ext", ""], ["error: argument --ext: '' is not a file extension"]),
+        (["--ext", "."], ["error: argument --ext: '.' is not a file extension"]),
+        (["--ext", "jpg", "--ext", " "], ["error: argument --ext: ' ' is not a file extension"]),
+    ],
+)
 def test_argument_errors_are_one_line(args, needles, capsys):
     err = one_line_error(args, capsys, *needles)
     assert "usage:" not in err
@@ -96,22 +109,28 @@ def tiny_log(tmp_path):
 
 def _no_scan(monkeypatch):
     """Fail the test if the scan starts: path checks must come before the long work."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("scan started before the --plot path was checked")
+
     monkeypatch.setattr(raw_data_analytics.log_scan, "scan_log", refuse)
 
 
-@pytest.mark.parametrize("plot, needle", [
-    ("missing_dir/x.png", "folder {tmp}/missing_dir does not exist; create it first"),
-    ("x.txt", "the plot is a PNG image; give a file name ending in .png"),
-    ("noext", "the plot is a PNG image; give a file name ending in .png"),
-    ("adir.png", "is a directory"),
-])
+@pytest.mark.parametrize(
+    "plot, needle",
+    [
+        ("missing_dir/x.png", "folder {tmp}/missing_dir does not exist; create it first"),
+        ("x.txt", "the plot is a PNG image; give a file name ending in .png"),
+        ("noext", "the plot is a PNG image; give a file name ending in .png"),
+        ("adir.png", "is a directory"),
+    ],
+)
 def test_bad_plot_path_refused_before_scanning(tmp_path, tiny_log, capsys, monkeypatch, plot, needle):
     (tmp_path / "adir.png").mkdir()
     _no_scan(monkeypatch)
-    one_line_error([tiny_log, "--plot", tmp_path / plot], capsys, f"--plot {tmp_path / plot}: ",
-                   needle.format(tmp=tmp_path))
+    one_line_error(
+        [tiny_log, "--plot", tmp_path / plot], capsys, f"--plot {tmp_path / plot}: ", needle.format(tmp=tmp_path)
+    )
     assert not (tmp_path / "missing_dir").exists() and not (tmp_path / "noext.png").exists()
     assert not (tmp_path / "x.txt").exists() and not (tmp_path / "noext").exists()
 
@@ -136,12 +155,14 @@ def test_existing_plot_is_not_overwritten_and_report_names_it(tmp_path, tiny_log
 def _drawn_figure(monkeypatch, tmp_path, summary, query):
     """Run plot_bytes_per_day and return its figure (captured at savefig) and the written file."""
     import matplotlib.figure
+
     captured = {}
     real_savefig = matplotlib.figure.Figure.savefig
 
     def savefig(fig, *args, **kwargs):
         captured["fig"] = fig
         return real_savefig(fig, *args, **kwargs)
+
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
     png = tmp_path / "days.png"
     raw_data_analytics.log_scan.plot_bytes_per_day(summary, str(png), query)
@@ -150,11 +171,13 @@ def _drawn_figure(monkeypatch, tmp_path, summary, query):
 
 def test_plot_has_every_day_of_the_range_on_a_date_axis(tmp_path, monkeypatch):
     import datetime as dt
+
     import matplotlib.dates as mdates
+
     log_scan = raw_data_analytics.log_scan
-    summary = log_scan.BytesSummary(total_bytes=3 * 2 ** 20, requests=2)
-    summary.by_day["2017-08-24"] = [2 ** 20, 1]
-    summary.by_day["2017-08-26"] = [2 * 2 ** 20, 1]
+    summary = log_scan.BytesSummary(total_bytes=3 * 2**20, requests=2)
+    summary.by_day["2017-08-24"] = [2**20, 1]
+    summary.by_day["2017-08-26"] = [2 * 2**20, 1]
     query = log_scan.BytesQuery(("jpg",), dt.date(2017, 8, 23), dt.date(2017, 8, 27), tz="Asia/Hong_Kong")
     fig, png = _drawn_figure(monkeypatch, tmp_path, summary, query)
     ax = fig.axes[0]
@@ -199,7 +222,7 @@ def test_numba_cache_falls_back_to_the_temp_folder_only_when_nothing_is_writable
     import tab_kernel
 
     blocked = tmp_path / "a-file"
-    blocked.write_text("x")   # a folder below a file can never be created, even by root
+    blocked.write_text("x")  # a folder below a file can never be created, even by root
     assert tab_kernel._unwritable_cache_fallback([str(blocked / "__pycache__"), str(tmp_path / "cache")]) is None
     fallback = tab_kernel._unwritable_cache_fallback([str(blocked / "__pycache__"), str(blocked / "numba")])
     assert fallback is not None and os.path.isdir(os.path.dirname(fallback))

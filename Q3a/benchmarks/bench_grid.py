@@ -12,6 +12,7 @@ resident memory of the process tree and the load average; also writes Q3a/out/be
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -22,14 +23,18 @@ from pathlib import Path
 import psutil
 from sklearn.model_selection import GridSearchCV, ParameterGrid
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from article_data import load_articles  # noqa: E402
-from cantonese_tokenizer import CantoneseTokenizer, segment_once  # noqa: E402
-from tagger_model import (  # noqa: E402
-    FOREST_PARAM_GRID, SCORING, best_scores, build_forest_pipeline, build_original_pipeline, make_folds,
+from article_data import load_articles
+from cantonese_tokenizer import CantoneseTokenizer, segment_once
+from tagger_model import (
+    FOREST_PARAM_GRID,
+    SCORING,
+    best_scores,
+    build_forest_pipeline,
+    build_original_pipeline,
+    make_folds,
 )
+
+HERE = Path(__file__).resolve().parent
 
 DEFAULT_ARTICLES = HERE.parents[2] / "shared" / "data" / "hk01" / "articles.csv"
 
@@ -47,10 +52,8 @@ class PeakMemory:
         while not self._stop.is_set():
             total = 0
             for proc in [me, *me.children(recursive=True)]:
-                try:
+                with contextlib.suppress(psutil.Error):
                     total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
             self.peak = max(self.peak, total)
             time.sleep(0.2)
 
@@ -83,8 +86,7 @@ def candidate_grid(every: int) -> list[dict]:
 
 def timed_search(pipeline, X, y, grid, cv, jobs) -> tuple[GridSearchCV, float]:
     start = time.perf_counter()
-    search = GridSearchCV(pipeline, grid, scoring=SCORING, refit="accuracy", cv=cv, n_jobs=jobs,
-                          verbose=1).fit(X, y)
+    search = GridSearchCV(pipeline, grid, scoring=SCORING, refit="accuracy", cv=cv, n_jobs=jobs, verbose=1).fit(X, y)
     return search, time.perf_counter() - start
 
 
@@ -99,12 +101,16 @@ def main() -> int:
     cv, _ = make_folds(articles.tags)
     grid = candidate_grid(args.every)
     n_fits = len(grid) * cv.get_n_splits()
-    print(f"{len(articles.ids)} articles, {len(grid)} of {len(ParameterGrid(FOREST_PARAM_GRID))} candidates x "
-          f"{cv.get_n_splits()} folds = {n_fits} fits per arrangement, n_jobs={args.jobs}, "
-          f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"{len(articles.ids)} articles, {len(grid)} of {len(ParameterGrid(FOREST_PARAM_GRID))} candidates x "
+        f"{cv.get_n_splits()} folds = {n_fits} fits per arrangement, n_jobs={args.jobs}, "
+        f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     # Start the worker pool before timing so neither arrangement pays for it.
-    timed_search(build_forest_pipeline(), [("a",), ("b",)] * 5, ["x", "y"] * 5, {"forest__n_estimators": [2]},
-                 2, args.jobs)
+    timed_search(
+        build_forest_pipeline(), [("a",), ("b",)] * 5, ["x", "y"] * 5, {"forest__n_estimators": [2]}, 2, args.jobs
+    )
 
     rows = {}
     with PeakMemory() as memory:
@@ -112,28 +118,50 @@ def main() -> int:
         tokens = segment_once(articles.texts, CantoneseTokenizer())
         segmenting = time.perf_counter() - start
         search, tuning = timed_search(build_forest_pipeline(), tokens, articles.tags, grid, cv, args.jobs)
-        rows["segment once (ours)"] = {"seconds": segmenting + tuning, "segment_seconds": segmenting,
-                                       "cpu_seconds": tree_cpu_seconds() - cpu, **best_scores(search)}
+        rows["segment once (ours)"] = {
+            "seconds": segmenting + tuning,
+            "segment_seconds": segmenting,
+            "cpu_seconds": tree_cpu_seconds() - cpu,
+            **best_scores(search),
+        }
         cpu = tree_cpu_seconds()
         print(f"ours done in {segmenting + tuning:.1f} s, load {os.getloadavg()[0]:.1f}", flush=True)
         search, tuning = timed_search(build_original_pipeline(), articles.texts, articles.tags, grid, cv, args.jobs)
         rows["tokenizer in CountVectorizer (original)"] = {
-            "seconds": tuning, "cpu_seconds": tree_cpu_seconds() - cpu, **best_scores(search)}
+            "seconds": tuning,
+            "cpu_seconds": tree_cpu_seconds() - cpu,
+            **best_scores(search),
+        }
     ours, original = rows.values()
     speedup = original["seconds"] / ours["seconds"]
     print(f"\n{'arrangement':<42}{'wall s':>9}{'CPU s':>9}  {'best accuracy':>13}  best parameters")
     for name, row in rows.items():
-        print(f"{name:<42}{row['seconds']:>9.1f}{row['cpu_seconds']:>9.1f}  {row['cv_accuracy_mean']:>13.4f}  "
-              f"{row['best_params']}")
-    print(f"\nspeed-up {speedup:.1f}x wall, {original['cpu_seconds'] / ours['cpu_seconds']:.1f}x CPU; "
-          f"best-score difference "
-          f"{100 * (ours['cv_accuracy_mean'] - original['cv_accuracy_mean']):+.2f} points; "
-          f"peak RSS (process + workers) {memory.peak / 2**20:.0f} MiB; load average at end {os.getloadavg()[0]:.1f}")
+        print(
+            f"{name:<42}{row['seconds']:>9.1f}{row['cpu_seconds']:>9.1f}  {row['cv_accuracy_mean']:>13.4f}  "
+            f"{row['best_params']}"
+        )
+    print(
+        f"\nspeed-up {speedup:.1f}x wall, {original['cpu_seconds'] / ours['cpu_seconds']:.1f}x CPU; "
+        f"best-score difference "
+        f"{100 * (ours['cv_accuracy_mean'] - original['cv_accuracy_mean']):+.2f} points; "
+        f"peak RSS (process + workers) {memory.peak / 2**20:.0f} MiB; load average at end {os.getloadavg()[0]:.1f}"
+    )
     out = HERE.parent / "out" / "bench_grid.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"candidates": len(grid), "folds": cv.get_n_splits(), "jobs": args.jobs,
-                               "speedup": speedup, "peak_rss_mib": memory.peak / 2**20, "arrangements": rows},
-                              ensure_ascii=False, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "candidates": len(grid),
+                "folds": cv.get_n_splits(),
+                "jobs": args.jobs,
+                "speedup": speedup,
+                "peak_rss_mib": memory.peak / 2**20,
+                "arrangements": rows,
+            },
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -1,13 +1,11 @@
-"""Shared fixtures for the Q3a tests: Q3a/ on sys.path, paths to the real and demo data."""
+"""Shared fixtures for the Q3a tests: paths to the real and demo data."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
 Q3A = Path(__file__).resolve().parents[1]
 REPO = Q3A.parent
-sys.path.insert(0, str(Q3A))
 
 REAL_ARTICLES = REPO.parent / "shared" / "data" / "hk01" / "articles.csv"
 

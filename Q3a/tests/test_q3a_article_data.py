@@ -54,24 +54,39 @@ def test_small_class_means_fewer_folds_with_warning_or_error():
     cv, messages = make_folds(["a"] * 10 + ["b"] * 3)
     assert cv.get_n_splits() == 3
     assert len(messages) == 1 and "'b' has only 3 articles" in messages[0] and "3-fold" in messages[0]
-    assert make_folds(["a"] * 10 + ["b"] * 5) [1] == []
+    assert make_folds(["a"] * 10 + ["b"] * 5)[1] == []
     with pytest.raises(TrainingDataError, match="'b' has only 1 article"):
         make_folds(["a"] * 10 + ["b"])
     with pytest.raises(TrainingDataError, match="1 distinct tag"):
         make_folds(["a"] * 10)
 
 
-@pytest.mark.parametrize("content, encoding, extra, message", [
-    ("id,text,tag\n1,香港天氣,天氣\n", "big5", [], "line 2: byte 0x"),
-    ("id,text,tag\n1,甲,a\n1,乙,b\n", "utf-8", [], "duplicate id(s) 1;"),
-    ("id,body\n1,甲\n", "utf-8", [], "found columns: id, body"),
-    ("id,text,tag\n1,甲,a\n2,乙,b\n", "utf-8", [], "has only 1 article; every tag needs"),
-    ("id,text,tag\n1,甲,a\n", "utf-8", ["--encoding", "no-such-codec"], "unknown encoding"),
-])
+@pytest.mark.parametrize(
+    "content, encoding, extra, message",
+    [
+        ("id,text,tag\n1,香港天氣,天氣\n", "big5", [], "line 2: byte 0x"),
+        ("id,text,tag\n1,甲,a\n1,乙,b\n", "utf-8", [], "duplicate id(s) 1;"),
+        ("id,body\n1,甲\n", "utf-8", [], "found columns: id, body"),
+        ("id,text,tag\n1,甲,a\n2,乙,b\n", "utf-8", [], "has only 1 article; every tag needs"),
+        ("id,text,tag\n1,甲,a\n", "utf-8", ["--encoding", "no-such-codec"], "unknown encoding"),
+    ],
+)
 def test_cli_reports_one_line_and_exit_code_2(write_csv, tmp_path, capsys, content, encoding, extra, message):
     path = write_csv(tmp_path / "in.csv", content, encoding)
-    code = main(["--train", str(path), "--quick", "--out", str(tmp_path / "p.csv"),
-                 "--model-out", str(tmp_path / "m.joblib"), "--report-dir", str(tmp_path), *extra])
+    code = main(
+        [
+            "--train",
+            str(path),
+            "--quick",
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--model-out",
+            str(tmp_path / "m.joblib"),
+            "--report-dir",
+            str(tmp_path),
+            *extra,
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("error: ") and message in err[-1]

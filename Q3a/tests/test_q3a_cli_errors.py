@@ -32,17 +32,25 @@ def junk_model(tmp_path) -> Path:
 
 @pytest.mark.parametrize("stdin", ["", "\n\n  \n"])
 def test_predict_with_empty_stdin(junk_model, stdin):
-    done = subprocess.run([sys.executable, CLI, "predict", "--model", str(junk_model)], input=stdin,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, CLI, "predict", "--model", str(junk_model)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert_one_error_line(done.stderr, "stdin: no article text", "one article per line")
 
 
-@pytest.mark.parametrize("content, message", [
-    ("id,text\n", "no articles (header only"),
-    ("id,text\n1,\n2,  \n3,NaN\n", "all 3 row(s) have an empty text"),
-    ("", "expected a header line id,text and"),  # predict needs no tag column (item 4)
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("id,text\n", "no articles (header only"),
+        ("id,text\n1,\n2,  \n3,NaN\n", "all 3 row(s) have an empty text"),
+        ("", "expected a header line id,text and"),  # predict needs no tag column (item 4)
+    ],
+)
 def test_predict_with_nothing_to_tag_in_csv(junk_model, write_csv, tmp_path, capsys, content, message):
     path = write_csv(tmp_path / "in.csv", content)
     out = tmp_path / "tags.csv"
@@ -51,17 +59,32 @@ def test_predict_with_nothing_to_tag_in_csv(junk_model, write_csv, tmp_path, cap
     assert not out.exists()
 
 
-@pytest.mark.parametrize("which, content, message", [
-    ("--test", "id,text\n", "no articles (header only"),
-    ("--train", "id,text,tag\n", "no articles (header only"),
-    ("--train", "id,text,tag\n1,甲,a\n2,乙,a\n", "training data has 1 distinct tag(s)"),  # item 4: names the file
-])
+@pytest.mark.parametrize(
+    "which, content, message",
+    [
+        ("--test", "id,text\n", "no articles (header only"),
+        ("--train", "id,text,tag\n", "no articles (header only"),
+        ("--train", "id,text,tag\n1,甲,a\n2,乙,a\n", "training data has 1 distinct tag(s)"),  # item 4: names the file
+    ],
+)
 def test_train_with_header_only_files(write_csv, demo_train_path, tmp_path, capsys, which, content, message):
     path = write_csv(tmp_path / "in.csv", content)
     train = path if which == "--train" else demo_train_path
     test = ["--test", str(path)] if which == "--test" else []
-    code = main(["--train", str(train), *test, "--quick", "--out", str(tmp_path / "p.csv"),
-                 "--model-out", str(tmp_path / "m.joblib"), "--report-dir", str(tmp_path)])
+    code = main(
+        [
+            "--train",
+            str(train),
+            *test,
+            "--quick",
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--model-out",
+            str(tmp_path / "m.joblib"),
+            "--report-dir",
+            str(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     # The segmenting progress line may precede a training-data error; the error itself is one line.
@@ -71,15 +94,12 @@ def test_train_with_header_only_files(write_csv, demo_train_path, tmp_path, caps
 
 
 @pytest.mark.parametrize("option, example", [("--out", "prediction.csv"), ("--model-out", "model.joblib")])
-def test_directory_as_output_file_is_refused_with_the_right_advice(demo_train_path, tmp_path, capsys, option,
-                                                                   example):
-    args = {"--out": str(tmp_path / "p.csv"), "--model-out": str(tmp_path / "m.joblib"),
-            "--report-dir": str(tmp_path)}
+def test_directory_as_output_file_is_refused_with_the_right_advice(demo_train_path, tmp_path, capsys, option, example):
+    args = {"--out": str(tmp_path / "p.csv"), "--model-out": str(tmp_path / "m.joblib"), "--report-dir": str(tmp_path)}
     folder = tmp_path / "a_folder"
     folder.mkdir()
     args[option] = str(folder)
-    code = main(["--train", str(demo_train_path), "--quick", "--overwrite",
-                 *[x for kv in args.items() for x in kv]])
+    code = main(["--train", str(demo_train_path), "--quick", "--overwrite", *[x for kv in args.items() for x in kv]])
     assert code == 2
     err = capsys.readouterr().err
     assert_one_error_line(err, f"{option} {folder}: is a directory", str(folder / example))
@@ -100,11 +120,11 @@ def test_predict_out_directory_and_report_dir_file_refused(junk_model, demo_trai
 
 
 def test_argparse_error_is_one_line():
-    done = subprocess.run([sys.executable, CLI, "--demo", "--folds", "x"], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([sys.executable, CLI, "--demo", "--folds", "x"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "tagging_prediction.py: error: argument --folds: invalid int value: 'x' (see --help)"]
+        "tagging_prediction.py: error: argument --folds: invalid int value: 'x' (see --help)"
+    ]
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import joblib
 import pandas as pd
@@ -10,7 +11,6 @@ import pytest
 
 from article_data import load_articles
 from cantonese_tokenizer import CantoneseTokenizer, segment_once
-from pathlib import Path
 from tagger_model import load_model, predict_tags, save_model, train_tagger
 from tagging_prediction import main
 
@@ -31,9 +31,24 @@ def test_real_articles_cv_accuracy_and_one_prediction_per_test_id(real_articles_
     test = pd.DataFrame({"id": [f"{i:03d}" for i in range(25)], "text": real.text[:25]})
     test.to_csv(tmp_path / "test.csv", index=False)
     out = tmp_path / "prediction.csv"
-    code = main(["--train", str(real_articles_path), "--test", str(tmp_path / "test.csv"), "--quick", "--json",
-                 "--out", str(out), "--model-out", str(tmp_path / "m.joblib"), "--report-dir", str(tmp_path),
-                 "--jobs", "2"])
+    code = main(
+        [
+            "--train",
+            str(real_articles_path),
+            "--test",
+            str(tmp_path / "test.csv"),
+            "--quick",
+            "--json",
+            "--out",
+            str(out),
+            "--model-out",
+            str(tmp_path / "m.joblib"),
+            "--report-dir",
+            str(tmp_path),
+            "--jobs",
+            "2",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n_articles"] == len(real) == 377
@@ -63,8 +78,14 @@ def test_predict_from_saved_model_equals_in_process(demo_result, demo_test_path,
     assert from_file.probability.round(10).tolist() == in_process.probability.round(10).tolist()
 
     # The same through a fresh interpreter reading text from stdin, one article per line.
-    done = subprocess.run([sys.executable, str(Q3A / "tagging_prediction.py"), "predict", "--model", str(model_path)],
-                          input="\n".join(test.text), capture_output=True, text=True, check=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(Q3A / "tagging_prediction.py"), "predict", "--model", str(model_path)],
+        input="\n".join(test.text),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     from_stdin = pd.read_csv(pd.io.common.StringIO(done.stdout), dtype={"id": str})
     assert from_stdin.id.tolist() == [str(i) for i in range(1, len(test) + 1)]
     assert from_stdin.predicted_tag.tolist() == in_process.predicted_tag.tolist()
@@ -88,5 +109,7 @@ def test_model_from_other_library_versions_is_refused(demo_result, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "scikit-learn 1.2.2 (running" in err and "retrain" in err
     (tmp_path / "junk.joblib").write_bytes(b"not a model")
-    assert main(["predict", "--model", str(tmp_path / "junk.joblib"), "--input", str(Q3A / "demo" / "demo_test.csv")]) == 2
+    assert (
+        main(["predict", "--model", str(tmp_path / "junk.joblib"), "--input", str(Q3A / "demo" / "demo_test.csv")]) == 2
+    )
     assert "not a readable tagger model" in capsys.readouterr().err

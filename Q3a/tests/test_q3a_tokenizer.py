@@ -22,7 +22,13 @@ COLLOQUIAL_WORDS = ["佢", "話", "apple", "嘅", "新", "iphone", "好", "貴"]
 def test_pycantonese_glues_fullwidth_comma_which_we_split():
     # The reason for splitting first: pycantonese 5.0.0 returns "宣布，由" as one token.
     assert "宣布，由" in pycantonese.segment(MIXED)
-    assert split_on_punctuation("宣布，由今日起！LeBron James「打波」") == ["宣布", "由今日起", "LeBron", "James", "打波"]
+    assert split_on_punctuation("宣布，由今日起！LeBron James「打波」") == [
+        "宣布",
+        "由今日起",
+        "LeBron",
+        "James",
+        "打波",
+    ]
 
 
 def _is_boundary(ch: str) -> bool:
@@ -95,8 +101,9 @@ def test_grid_search_never_resegments(demo_train_path):
     tokenizer = CountingTokenizer()
     tokens = segment_once(demo.text.tolist(), tokenizer, progress=False)
     grid = {"counts__min_df": [0.01, 0.05], "forest__n_estimators": [5, 10]}
-    train_tagger(tokens, demo.tag.tolist(), demo.id.tolist(), demo.text.tolist(), param_grid=grid, n_jobs=1,
-                 tokenizer=tokenizer)
+    train_tagger(
+        tokens, demo.tag.tolist(), demo.id.tolist(), demo.text.tolist(), param_grid=grid, n_jobs=1, tokenizer=tokenizer
+    )
     # 4 candidates x 5 folds + refit + baseline + out-of-fold predictions: still one call per article.
     assert len(tokenizer.calls) == len(demo)
 

@@ -20,6 +20,7 @@ uses wrk's Lua delay() (wrk is closed-loop: a slow answer delays that connection
 rate is printed next to the target).  Figures go to stdout, Q3b/out/bench_api.json and Q3b/out/bench_api.png.
 Not a test: the CPU is shared, so read the switch/idle ratios and the load average printed with them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,13 +36,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import psutil
+
+import rec_store
+
 Q3B = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Q3B))
-
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-
-import rec_store  # noqa: E402
 
 FULL_USERS = 359_347  # users in the Last.fm 360K dataset
 WRK_SCRIPT = r"""
@@ -89,9 +89,24 @@ def free_port() -> int:
 
 def start_gunicorn(store_url: str, port: int, workers: int, worker_class: str, threads: int) -> subprocess.Popen:
     """gunicorn serving rec_api on 127.0.0.1:port; returns once /healthz answers 200."""
-    command = [sys.executable, "-m", "gunicorn", "--chdir", str(Q3B), "--bind", f"127.0.0.1:{port}",
-               "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
-               "--log-level", "warning", "rec_api:create_app()"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(Q3B),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        worker_class,
+        "--threads",
+        str(threads),
+        "--log-level",
+        "warning",
+        "rec_api:create_app()",
+    ]
     process = subprocess.Popen(command, env={**os.environ, "RECS_STORE": store_url})
     for _ in range(300):
         try:
@@ -125,13 +140,27 @@ class ServerMeter(threading.Thread):
                 pass
 
 
-def run_wrk(url: str, paths_file: Path, script: Path, duration: int, connections: int, delay_ms: float,
-            meter: ServerMeter) -> dict:
+def run_wrk(
+    url: str, paths_file: Path, script: Path, duration: int, connections: int, delay_ms: float, meter: ServerMeter
+) -> dict:
     """One wrk run; returns the RESULT line's figures plus the achieved rate, the gunicorn CPU time per request
     and the 1-minute load average meanwhile (other processes on the shared CPU included)."""
     load_before, cpu_before = os.getloadavg()[0], meter.cpu_seconds()
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "--latency", "-s", str(script),
-               url, "--", str(paths_file), f"{delay_ms:.3f}"]
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+        "--",
+        str(paths_file),
+        f"{delay_ms:.3f}",
+    ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = json.loads(next(line for line in output.splitlines() if line.startswith("RESULT "))[7:])
     result["rate_per_s"] = round(result["requests"] / result["duration_s"], 1)
@@ -164,8 +193,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", default="gthread", choices=("sync", "gthread"))
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
-    parser.add_argument("--writer-nice", type=int, default=0,
-                        help="nice value of the writing thread in the switch phase (default 0: same as the API)")
+    parser.add_argument(
+        "--writer-nice",
+        type=int,
+        default=0,
+        help="nice value of the writing thread in the switch phase (default 0: same as the API)",
+    )
     parser.add_argument("--store", help="store URL (default: a fresh SQLite file in Q3b/out/bench_api/)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -189,8 +222,11 @@ def main() -> int:
     t0 = time.perf_counter()
     store.write_version(*batches[0])
     first_write_s = time.perf_counter() - t0
-    print(f"wrote version {store.info()['version']} ({args.users:,} users) in {first_write_s:.1f} s "
-          f"(file {sum(f.stat().st_size for f in work.glob('recs.db*')) / 1e6:.0f} MB)", flush=True)
+    print(
+        f"wrote version {store.info()['version']} ({args.users:,} users) in {first_write_s:.1f} s "
+        f"(file {sum(f.stat().st_size for f in work.glob('recs.db*')) / 1e6:.0f} MB)",
+        flush=True,
+    )
 
     paths_file, script = work / "paths.txt", work / "mix.lua"
     paths_file.write_text("\n".join(request_paths(users, 50_000, np.random.default_rng(0))) + "\n")
@@ -213,8 +249,13 @@ def main() -> int:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), args.writer_nice)
             start = time.perf_counter()
             version = store.write_version(*batches[1])
-            writes.append({"version": version, "seconds": round(time.perf_counter() - start, 1),
-                           "switched_at_s": round(time.perf_counter() - phase_start, 1)})
+            writes.append(
+                {
+                    "version": version,
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "switched_at_s": round(time.perf_counter() - phase_start, 1),
+                }
+            )
 
         # long enough to cover one whole write plus its switch and pruning, judged by the first write's time
         switch_s = max(args.duration, int(first_write_s * 1.2) + 20)
@@ -234,25 +275,37 @@ def main() -> int:
         server.wait(timeout=30)
 
     report = {
-        "users": args.users, "rows": args.users * 20, "cpus": os.cpu_count(), "rate_target": args.rate,
-        "gunicorn": f"{args.workers} x {args.worker_class}" + (f" x {args.threads} threads"
-                                                               if args.worker_class == "gthread" else ""),
-        "store": store_url.split(":", 1)[0], "first_write_s": round(first_write_s, 1), "writes_during_switch": writes,
-        "switch_phase_s": switch_s, "writer_nice": args.writer_nice,
+        "users": args.users,
+        "rows": args.users * 20,
+        "cpus": os.cpu_count(),
+        "rate_target": args.rate,
+        "gunicorn": f"{args.workers} x {args.worker_class}"
+        + (f" x {args.threads} threads" if args.worker_class == "gthread" else ""),
+        "store": store_url.split(":", 1)[0],
+        "first_write_s": round(first_write_s, 1),
+        "writes_during_switch": writes,
+        "switch_phase_s": switch_s,
+        "writer_nice": args.writer_nice,
         "content_check": content_check,
         "phases": results,
         "p99_ratio_switch_over_idle": round(results["switch"]["p99_ms"] / results["idle"]["p99_ms"], 2),
-        "peak_rss_gunicorn_mb": round(rss.peak / 1e6), "peak_rss_benchmark_mb":
-            round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_gunicorn_mb": round(rss.peak / 1e6),
+        "peak_rss_benchmark_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
-    print(f"\n{'phase':8} {'rate/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
-          f" {'cpu ms/req':>10} {'load1':>6}")
+    print(
+        f"\n{'phase':8} {'rate/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
+        f" {'cpu ms/req':>10} {'load1':>6}"
+    )
     for name, r in results.items():
-        print(f"{name:8} {r['rate_per_s']:8.1f} {r['p50_ms']:8.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f}"
-              f" {r['max_ms']:8.1f} {r['errors']:7d} {r['server_cpu_ms_per_request']:10.3f} {r['loadavg_1min']:6.2f}")
+        print(
+            f"{name:8} {r['rate_per_s']:8.1f} {r['p50_ms']:8.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f}"
+            f" {r['max_ms']:8.1f} {r['errors']:7d} {r['server_cpu_ms_per_request']:10.3f} {r['loadavg_1min']:6.2f}"
+        )
     print(f"versions written during the switch phase: {writes}")
-    print(f"p99 switch/idle: {report['p99_ratio_switch_over_idle']}; peak RSS gunicorn (all workers) "
-          f"{report['peak_rss_gunicorn_mb']} MB, benchmark process {report['peak_rss_benchmark_mb']} MB")
+    print(
+        f"p99 switch/idle: {report['p99_ratio_switch_over_idle']}; peak RSS gunicorn (all workers) "
+        f"{report['peak_rss_gunicorn_mb']} MB, benchmark process {report['peak_rss_benchmark_mb']} MB"
+    )
     (out / "bench_api.json").write_text(json.dumps(report, indent=2))
     plot(results, out / "bench_api.png", args)
     print(f"wrote {out / 'bench_api.json'} and {out / 'bench_api.png'}")
@@ -271,8 +324,10 @@ def plot(results: dict, path: Path, args) -> None:
     for i, q in enumerate(("p50_ms", "p90_ms", "p99_ms")):
         ax.bar(np.arange(len(names)) + (i - 1) * width, [results[n][q] for n in names], width, label=q[:-3])
     ax.axhline(20, color="red", linestyle="--", label="p99 target 20 ms")
-    ax.set_xticks(np.arange(len(names)),
-                  [f"{n}\n{results[n]['rate_per_s']:.0f} req/s, {results[n]['errors']} errors" for n in names])
+    ax.set_xticks(
+        np.arange(len(names)),
+        [f"{n}\n{results[n]['rate_per_s']:.0f} req/s, {results[n]['errors']} errors" for n in names],
+    )
     ax.set_ylabel("latency (ms)")
     ax.set_title(f"rec_api on gunicorn, {args.users:,} users, loopback, {os.cpu_count()} shared cores")
     ax.legend()

@@ -12,6 +12,7 @@ Timings on a shared machine are noisy: the load average is printed with the resu
 our default path takes about a second there, so it is timed three times and the median run counts (all three are
 printed), while the original runs once (a minute).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,15 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+import lastfm_data
+import lastfm_generator
+import neighbours as nb
+
 HERE = Path(__file__).resolve().parent
 Q3B = HERE.parent
-sys.path.insert(0, str(Q3B))
-
-import numpy as np  # noqa: E402
-
-import lastfm_data  # noqa: E402
-import lastfm_generator  # noqa: E402
-import neighbours as nb  # noqa: E402
 
 
 def _paths(data_dir: Path):
@@ -40,8 +40,11 @@ def _paths(data_dir: Path):
 def stage_generate(data_dir: str, users: str) -> dict:
     reference = Q3B.parent.parent / "shared" / "data" / "lastfm" / "profile_sample.tsv"
     start = time.perf_counter()
-    counts = lastfm_generator.generate_lastfm(Path(data_dir), int(users), reference=lastfm_generator.profile_reference(
-        reference if reference.exists() else None))
+    counts = lastfm_generator.generate_lastfm(
+        Path(data_dir),
+        int(users),
+        reference=lastfm_generator.profile_reference(reference if reference.exists() else None),
+    )
     return {"seconds": time.perf_counter() - start, **counts}
 
 
@@ -49,8 +52,12 @@ def stage_load(data_dir: str) -> dict:
     start = time.perf_counter()
     plays, report = lastfm_data.load_plays(_paths(Path(data_dir))[0])
     profiles, _ = lastfm_data.load_profiles(_paths(Path(data_dir))[1])
-    return {"seconds": time.perf_counter() - start, "play_rows": report.rows_read, "users": len(profiles),
-            "artists": len(plays["artist"].cat.categories)}
+    return {
+        "seconds": time.perf_counter() - start,
+        "play_rows": report.rows_read,
+        "users": len(profiles),
+        "artists": len(plays["artist"].cat.categories),
+    }
 
 
 def _cpu_seconds() -> float:
@@ -66,8 +73,14 @@ def _warm_up() -> float:
     plays = nb.sp.random(300, 80, density=0.1, format="csr", random_state=0, dtype=np.float32)
     plays.data = np.ceil(plays.data * 10)
     plays = nb.sp.vstack([nb.sp.csr_matrix((10, 80), dtype=np.float32), plays[10:]], format="csr")  # cold starts
-    data = nb.UserArtistData(np.arange(300).astype(str), None, plays, rng.uniform(15, 60, 300).astype(np.float32),
-                             rng.integers(-1, 3, 300).astype(np.int32), np.array(["A", "B", "C"]))
+    data = nb.UserArtistData(
+        np.arange(300).astype(str),
+        None,
+        plays,
+        rng.uniform(15, 60, 300).astype(np.float32),
+        rng.integers(-1, 3, 300).astype(np.int32),
+        np.array(["A", "B", "C"]),
+    )
     for method in ("inverted", "exact"):
         nb.recommend_users(data, 5, method=method)
     return time.perf_counter() - start
@@ -87,13 +100,23 @@ def stage_batch(data_dir: str) -> dict:
     recommended = time.perf_counter()
     frame = nb.recommendations_frame(data, recs)
     done, cpu_done = time.perf_counter(), _cpu_seconds()
-    return {"warm_up_seconds": warm_up, "load_seconds": loaded - start, "load_cpu_seconds": cpu_loaded - cpu_start,
-            "arrays_seconds": built - loaded, **{f"phase {k} seconds": v for k, v in phases.items()},
-            "recommend_seconds": recommended - built, "frame_seconds": done - recommended,
-            "compute_after_load_seconds": done - loaded, "compute_after_load_cpu_seconds": cpu_done - cpu_loaded,
-            "total_seconds": done - start, "total_cpu_seconds": cpu_done - cpu_start, "users": len(data.users),
-            "rows": len(frame), "neighbour_rows_share": float((frame["source"] == "neighbours").mean()),
-            "load_average_end": os.getloadavg()[0]}
+    return {
+        "warm_up_seconds": warm_up,
+        "load_seconds": loaded - start,
+        "load_cpu_seconds": cpu_loaded - cpu_start,
+        "arrays_seconds": built - loaded,
+        **{f"phase {k} seconds": v for k, v in phases.items()},
+        "recommend_seconds": recommended - built,
+        "frame_seconds": done - recommended,
+        "compute_after_load_seconds": done - loaded,
+        "compute_after_load_cpu_seconds": cpu_done - cpu_loaded,
+        "total_seconds": done - start,
+        "total_cpu_seconds": cpu_done - cpu_start,
+        "users": len(data.users),
+        "rows": len(frame),
+        "neighbour_rows_share": float((frame["source"] == "neighbours").mean()),
+        "load_average_end": os.getloadavg()[0],
+    }
 
 
 DEFAULT_RUNS = 3  # a ~1 s run varies by +-20% on a shared VM; the one-minute original averages its own noise
@@ -116,7 +139,7 @@ def original_method(data: nb.UserArtistData, users: np.ndarray, n: int = 20, k: 
         scores[data.plays[users[row]].indices] = 0
         best = np.argsort(-scores, kind="stable")[:n]
         best = best[scores[best] > 0]
-        out[row, :len(best)] = best
+        out[row, : len(best)] = best
     return out
 
 
@@ -124,9 +147,10 @@ def stage_compare(data_dir: str, subset: str) -> dict:
     plays, _ = lastfm_data.load_plays(_paths(Path(data_dir))[0])
     profiles, _ = lastfm_data.load_profiles(_paths(Path(data_dir))[1])
     full = nb.build_user_artist_data(plays, profiles)
-    users = np.flatnonzero(np.diff(full.plays.indptr) > 0)[:int(subset)]
-    data = nb.UserArtistData(full.users[users], full.artists, full.plays[users], full.age[users],
-                             full.country[users], full.countries)
+    users = np.flatnonzero(np.diff(full.plays.indptr) > 0)[: int(subset)]
+    data = nb.UserArtistData(
+        full.users[users], full.artists, full.plays[users], full.age[users], full.country[users], full.countries
+    )
     everyone = np.arange(len(users))
 
     warm_up = _warm_up()
@@ -159,18 +183,30 @@ def stage_compare(data_dir: str, subset: str) -> dict:
     inverted_idx, _ = nb.nearest_neighbours(features, n_profile, nb.DEFAULT_NEIGHBOURS, method="inverted")
     # what the lower neighbour recall costs in recommendation quality, on the evaluation's holdout
     import rec_evaluation
+
     train, test = rec_evaluation.holdout_split(data.plays)
     held = np.flatnonzero(np.diff(test.indptr) > 0)
-    ndcg = {m: rec_evaluation.ranking_metrics(nb.recommend_users(data.with_plays(train), 10, users=held, method=m)
-                                              .artist, test, held)["ndcg"] for m in ("exact", "auto", "ann")}
+    ndcg = {
+        m: rec_evaluation.ranking_metrics(
+            nb.recommend_users(data.with_plays(train), 10, users=held, method=m).artist, test, held
+        )["ndcg"]
+        for m in ("exact", "auto", "ann")
+    }
     return {
-        "users": len(users), "warm_up_seconds": warm_up, "original_seconds": original_seconds,
-        "original_cpu_seconds": original_cpu, "ours_default_cpu_seconds": ours_default_cpu,
+        "users": len(users),
+        "warm_up_seconds": warm_up,
+        "original_seconds": original_seconds,
+        "original_cpu_seconds": original_cpu,
+        "ours_default_cpu_seconds": ours_default_cpu,
         **{f"ours_default phase {k} seconds": v for k, v in phases.items()},
-        "ndcg10_exact": ndcg["exact"], "ndcg10_default": ndcg["auto"], "ndcg10_ann": ndcg["ann"],
-        "ours_same_config_seconds": ours_same_seconds, "ours_default_seconds": ours_default_seconds,
+        "ndcg10_exact": ndcg["exact"],
+        "ndcg10_default": ndcg["auto"],
+        "ndcg10_ann": ndcg["ann"],
+        "ours_same_config_seconds": ours_same_seconds,
+        "ours_default_seconds": ours_default_seconds,
         "ours_default_runs_seconds": " ".join(f"{run[0]:.3f}" for run in runs),
-        "ours_exact_seconds": ours_exact_seconds, "top20_overlap_default_vs_exact": overlap(ours_default, ours_exact),
+        "ours_exact_seconds": ours_exact_seconds,
+        "top20_overlap_default_vs_exact": overlap(ours_default, ours_exact),
         "default_neighbour_recall": overlap(exact_idx, inverted_idx) * 20 / nb.DEFAULT_NEIGHBOURS,
         "speedup_same_config": original_seconds / ours_same_seconds,
         "speedup_default": original_seconds / ours_default_seconds,
@@ -194,9 +230,11 @@ def run_stage(name: str, *args) -> dict:
     if child.returncode:
         raise SystemExit(f"stage {name} failed with exit code {child.returncode}")
     result = json.loads(output.decode().strip().splitlines()[-1])
-    result.update(wall_seconds=time.perf_counter() - start, peak_rss_gb=usage.ru_maxrss / 1024 ** 2)
-    print(f"{name}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()),
-          flush=True)
+    result.update(wall_seconds=time.perf_counter() - start, peak_rss_gb=usage.ru_maxrss / 1024**2)
+    print(
+        f"{name}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()),
+        flush=True,
+    )
     return result
 
 

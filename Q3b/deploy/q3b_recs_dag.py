@@ -4,6 +4,7 @@ Copy into the Airflow dags folder and set the Airflow Variable ``q3b_repo`` (che
 environment variable RECS_STORE of the workers (e.g. postgresql://recs@db/recs).  Two tasks: the batch writes and
 switches to a new version; the check fails the run if the API's store did not get a version from today.
 """
+
 from datetime import datetime, timedelta
 
 from airflow import DAG
@@ -23,13 +24,15 @@ with DAG(
 ) as dag:
     batch = BashOperator(
         task_id="batch",
-        bash_command=f'cd {REPO} && .venv/bin/python Q3b/recommender.py batch --data-dir /srv/lastfm-360k'
-                     ' --force --store "$RECS_STORE"',
+        bash_command=f"cd {REPO} && .venv/bin/python Q3b/recommender.py batch --data-dir /srv/lastfm-360k"
+        ' --force --store "$RECS_STORE"',
         execution_timeout=timedelta(hours=2),
     )
     check = BashOperator(
         task_id="check_new_version",
-        bash_command=(f'cd {REPO} && .venv/bin/python Q3b/rec_store.py info --store "$RECS_STORE"'
-                      ' | grep -q "\\"created_at\\": \\"$(date -u +%Y-%m-%d)"'),
+        bash_command=(
+            f'cd {REPO} && .venv/bin/python Q3b/rec_store.py info --store "$RECS_STORE"'
+            ' | grep -q "\\"created_at\\": \\"$(date -u +%Y-%m-%d)"'
+        ),
     )
     batch >> check

@@ -1,12 +1,10 @@
-"""Shared fixtures for Q3b tests; puts Q3b/ on sys.path so tests import its modules by name."""
-import sys
+"""Shared fixtures for Q3b tests: the real Last.fm samples and a small generated data set."""
+
 from pathlib import Path
 
 import pytest
 
 Q3B = Path(__file__).resolve().parents[1]
-if str(Q3B) not in sys.path:
-    sys.path.insert(0, str(Q3B))
 
 REAL_LASTFM = Q3B.parent.parent / "shared" / "data" / "lastfm"
 

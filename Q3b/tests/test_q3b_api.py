@@ -1,5 +1,6 @@
 """Tests of rec_api: Flask's test client for the details, a real gunicorn process on loopback for the serving
 path (known, unknown and cold-start users, 400s, readers during version switches, rollback)."""
+
 import json
 import os
 import socket
@@ -14,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import rec_api  # Q3b/ is on sys.path via conftest.py
+import rec_api
 import rec_store
 
 Q3B = Path(rec_api.__file__).resolve().parent
@@ -31,8 +33,9 @@ def text(**kwargs):
 
 def batch(random_state, users=None):
     """A batch of N_USERS x N_PER_USER rows; ``users`` pins the user ids so versions differ only in content."""
-    recommendations, fallbacks = rec_store.synthetic_batch(N_USERS, N_PER_USER, n_artists=101,
-                                                           random_state=random_state)
+    recommendations, fallbacks = rec_store.synthetic_batch(
+        N_USERS, N_PER_USER, n_artists=101, random_state=random_state
+    )
     if users is not None:
         recommendations["user"] = np.repeat(np.asarray(users, dtype=object), N_PER_USER)
     return recommendations, fallbacks
@@ -41,8 +44,16 @@ def batch(random_state, users=None):
 def as_api_artists(frame, with_source=True):
     """Reference: the JSON artists list the API should return for these rows, built from the frame."""
     rows = frame.sort_values("rank")
-    return [{"rank": int(r.rank), "mbid": r.artist_mbid, "name": r.artist_name, "score": float(r.score),
-             **({"source": r.source} if with_source else {})} for r in rows.itertuples()]
+    return [
+        {
+            "rank": int(r.rank),
+            "mbid": r.artist_mbid,
+            "name": r.artist_name,
+            "score": float(r.score),
+            **({"source": r.source} if with_source else {}),
+        }
+        for r in rows.itertuples()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -67,33 +78,65 @@ def test_known_user_gets_own_list(client, served):
     assert default.status_code == 200
     assert default.get_json()["artists"] == as_api_artists(own)[:10]
     body = client.get(f"/users/{user}/recommendations?n=100").get_json()
-    assert body == {"user": user, "version": 1, "known_user": True, "source": own["source"].iloc[0],
-                    "country": None, "artists": as_api_artists(own)}
-    assert client.get(f"/users/{user}/recommendations?n=3&country=Germany").get_json()["artists"] == \
-        as_api_artists(own)[:3]
+    assert body == {
+        "user": user,
+        "version": 1,
+        "known_user": True,
+        "source": own["source"].iloc[0],
+        "country": None,
+        "artists": as_api_artists(own),
+    }
+    assert (
+        client.get(f"/users/{user}/recommendations?n=3&country=Germany").get_json()["artists"]
+        == as_api_artists(own)[:3]
+    )
 
 
-@pytest.mark.parametrize("query, country", [("?country=germany", "Germany"), ("?country=%20Korea,%20Republic%20of",
-                                                                                "Korea, Republic of"),
-                                            ("?country=Narnia", ""), ("", ""), ("?country=", "")])
+@pytest.mark.parametrize(
+    "query, country",
+    [
+        ("?country=germany", "Germany"),
+        ("?country=%20Korea,%20Republic%20of", "Korea, Republic of"),
+        ("?country=Narnia", ""),
+        ("", ""),
+        ("?country=", ""),
+    ],
+)
 def test_unknown_user_gets_cold_start_list(client, served, query, country):
     _, _, fallbacks = served
     expected = as_api_artists(fallbacks[fallbacks["country"] == country], with_source=False)
     response = client.get(f"/users/{'0' * 40}/recommendations{query}{'&' if query else '?'}n=25")
     assert response.status_code == 200
-    assert response.get_json() == {"user": "0" * 40, "version": 1, "known_user": False,
-                                   "source": "country" if country else "global", "country": country or None,
-                                   "artists": expected[:25]}
+    assert response.get_json() == {
+        "user": "0" * 40,
+        "version": 1,
+        "known_user": False,
+        "source": "country" if country else "global",
+        "country": country or None,
+        "artists": expected[:25],
+    }
 
 
-@pytest.mark.parametrize("path", [
-    "/users/abc/recommendations?n=0", "/users/abc/recommendations?n=101", "/users/abc/recommendations?n=-1",
-    "/users/abc/recommendations?n=ten", "/users/abc/recommendations?n=", "/users/abc/recommendations?n=1.5",
-    "/users/abc/recommendations?n=1e1", "/users/abc/recommendations?n=%D9%A3",
-    f"/users/{'a' * 129}/recommendations", "/users/a%20b/recommendations", "/users/-abc/recommendations",
-    "/users/%C3%BC/recommendations", "/users/a/b/recommendations", "/users/abc/recommendations?country=%00",
-    f"/users/abc/recommendations?country={'x' * 101}",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/users/abc/recommendations?n=0",
+        "/users/abc/recommendations?n=101",
+        "/users/abc/recommendations?n=-1",
+        "/users/abc/recommendations?n=ten",
+        "/users/abc/recommendations?n=",
+        "/users/abc/recommendations?n=1.5",
+        "/users/abc/recommendations?n=1e1",
+        "/users/abc/recommendations?n=%D9%A3",
+        f"/users/{'a' * 129}/recommendations",
+        "/users/a%20b/recommendations",
+        "/users/-abc/recommendations",
+        "/users/%C3%BC/recommendations",
+        "/users/a/b/recommendations",
+        "/users/abc/recommendations?country=%00",
+        f"/users/abc/recommendations?country={'x' * 101}",
+    ],
+)
 def test_bad_input_is_a_400_with_json_error(client, path):
     response = client.get(path)
     assert response.status_code == 400
@@ -158,15 +201,30 @@ def free_port() -> int:
 
 def gunicorn_command(port: int, workers: int) -> list[str]:
     """The README's start command, on a loopback port, quiet below warnings."""
-    return [sys.executable, "-m", "gunicorn", "--chdir", str(Q3B), "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--log-level", "warning", "rec_api:create_app()"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(Q3B),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "rec_api:create_app()",
+    ]
 
 
 def test_gunicorn_without_store_stops_with_one_line_and_no_traceback(tmp_path):
     result = subprocess.run(
         gunicorn_command(free_port(), workers=1),
         env={**os.environ, rec_api.STORE_ENV: "postgresql://u:secret@127.0.0.1:1/x"},
-        capture_output=True, text=True, timeout=60)
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr and "secret" not in result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("rec_api:")]
@@ -177,6 +235,7 @@ def test_gunicorn_without_store_stops_with_one_line_and_no_traceback(tmp_path):
 # ------------------------------------------------------------------------------------------------------------
 # A real gunicorn process on a loopback port
 # ------------------------------------------------------------------------------------------------------------
+
 
 def get_json(base, path):
     try:
@@ -196,8 +255,8 @@ def gunicorn(tmp_path_factory):
     store.write_version(*batches[1])
     port = free_port()
     process = subprocess.Popen(
-        gunicorn_command(port, workers=2),
-        env={**os.environ, rec_api.STORE_ENV: url}, stderr=subprocess.PIPE, text=True)
+        gunicorn_command(port, workers=2), env={**os.environ, rec_api.STORE_ENV: url}, stderr=subprocess.PIPE, text=True
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -225,8 +284,10 @@ def test_gunicorn_serves_known_unknown_and_bad_requests(gunicorn):
     assert (status, body["source"], body["country"]) == (200, "country", "Poland")
     assert body["artists"] == as_api_artists(fallbacks[fallbacks["country"] == "Poland"], with_source=False)[:2]
     assert get_json(base, "/users/someone-new/recommendations")[1]["source"] == "global"
-    assert get_json(base, f"/users/{users[0]}/recommendations?n=500") == \
-        (400, {"error": "n must be an integer from 1 to 100, got '500'"})
+    assert get_json(base, f"/users/{users[0]}/recommendations?n=500") == (
+        400,
+        {"error": "n must be an integer from 1 to 100, got '500'"},
+    )
 
 
 def test_gunicorn_readers_never_see_missing_or_mixed_answers_during_switches(gunicorn, monkeypatch):

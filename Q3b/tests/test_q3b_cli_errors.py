@@ -1,5 +1,6 @@
 """User mistakes on the recommender CLI: exactly one stderr line naming the field/file and the fix, exit 2,
 no traceback, nothing overwritten, and output/store problems found before any loading or computing."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -22,19 +23,24 @@ def _one_line(capsys) -> str:
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if the CLI starts loading inputs (the long work)."""
+
     def boom(*args, **kwargs):
         raise AssertionError("inputs were loaded before the command line was checked")
+
     monkeypatch.setattr(recommender, "load_inputs", boom)
 
 
-@pytest.mark.parametrize("argv, field", [
-    (["batch", "-n", "0"], "argument -n"),
-    (["batch", "--neighbours", "0"], "argument --neighbours"),
-    (["evaluate", "--neighbours", "-3"], "argument --neighbours"),
-    (["evaluate", "--weights", "abc"], "argument --weights"),
-    (["evaluate", "--max-users", "-1"], "argument --max-users"),
-    (["batch", "-n", "x"], "argument -n"),
-])
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (["batch", "-n", "0"], "argument -n"),
+        (["batch", "--neighbours", "0"], "argument --neighbours"),
+        (["evaluate", "--neighbours", "-3"], "argument --neighbours"),
+        (["evaluate", "--weights", "abc"], "argument --weights"),
+        (["evaluate", "--max-users", "-1"], "argument --max-users"),
+        (["batch", "-n", "x"], "argument -n"),
+    ],
+)
 def test_bad_arguments_are_one_line(argv, field, capsys, no_work):
     with pytest.raises(SystemExit) as exit_info:
         recommender.main(argv)
@@ -45,8 +51,12 @@ def test_bad_arguments_are_one_line(argv, field, capsys, no_work):
 
 def test_unreachable_postgres_store_is_one_line_before_loading(tmp_path, capsys, no_work):
     url = "postgresql://u:secret@127.0.0.1:1/x"
-    assert recommender.main(["batch", "--store", url, "--data-dir", str(tmp_path / "nowhere"),
-                             "--out", str(tmp_path / "r.tsv")]) == 2
+    assert (
+        recommender.main(
+            ["batch", "--store", url, "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.tsv")]
+        )
+        == 2
+    )
     err = _one_line(capsys)
     assert "host 127.0.0.1 port 1 database x" in err and "start the server or fix the store URL" in err
     assert "secret" not in err
@@ -59,14 +69,19 @@ def test_unusable_sqlite_store_is_one_line_before_loading(store, tmp_path, capsy
     (tmp_path / "not a database").write_text("user\tartist\n" * 200, encoding="utf-8")
     original = (tmp_path / "not a database").read_bytes()
     url = f"sqlite:///{tmp_path / store}"  # a folder where the file should be; a file that is not SQLite
-    assert recommender.main(["batch", "--store", url, "--data-dir", str(tmp_path / "nowhere"),
-                             "--out", str(tmp_path / "r.tsv")]) == 2
+    assert (
+        recommender.main(
+            ["batch", "--store", url, "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.tsv")]
+        )
+        == 2
+    )
     assert _one_line(capsys).startswith(f"recommender.py batch: --store {url}: ")
     assert (tmp_path / "not a database").read_bytes() == original
 
 
-@pytest.mark.parametrize("name, expected", [("recs.csv", "unknown output type"), ("folder", "is a folder"),
-                                            ("", "is a folder")])
+@pytest.mark.parametrize(
+    "name, expected", [("recs.csv", "unknown output type"), ("folder", "is a folder"), ("", "is a folder")]
+)
 def test_batch_checks_output_before_work(name, expected, small_lastfm, tmp_path, capsys, no_work):
     (tmp_path / "folder").mkdir()
     out = str(tmp_path / name) if name else ""  # an empty --out is the current folder
@@ -87,9 +102,20 @@ def test_binary_plays_file_is_one_clean_line(tmp_path):
     plays = tmp_path / "plays.tsv"
     plays.write_bytes(b"a" * 40 + b"\tm\tname\t3\n" + bytes(range(128, 256)) * 20 + b"\n")
     (tmp_path / "profiles.tsv").write_text("")
-    result = subprocess.run([sys.executable, str(Q3B / "recommender.py"), "batch", "--plays", str(plays),
-                             "--profiles", str(tmp_path / "profiles.tsv"), "--out", str(tmp_path / "r.tsv")],
-                            capture_output=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(Q3B / "recommender.py"),
+            "batch",
+            "--plays",
+            str(plays),
+            "--profiles",
+            str(tmp_path / "profiles.tsv"),
+            "--out",
+            str(tmp_path / "r.tsv"),
+        ],
+        capture_output=True,
+    )
     assert result.returncode == 2
     err = result.stderr.decode("utf-8").strip()  # also proves no raw garbage bytes are echoed
     assert err == f"recommender.py batch: {plays}: not UTF-8 text at line 2; the Last.fm files are UTF-8"
@@ -106,6 +132,7 @@ def test_first_non_utf8_line_across_chunks(tmp_path):
 
 # --- issue 5 follow-up: what a fresh-user trial found ---------------------------------------------------------
 
+
 def _sha(i: int) -> str:
     return f"{i:040x}"
 
@@ -114,9 +141,11 @@ def _write_lastfm(folder: Path, plays_rows, profile_users) -> Path:
     """Last.fm-format files (tab-separated, no header, quoting off) from (user, mbid, name, plays) rows."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / lastfm_data.PLAYS_FILE).write_text(
-        "".join(f"{u}\t{m}\t{a}\t{p}\n" for u, m, a, p in plays_rows), encoding="utf-8")
+        "".join(f"{u}\t{m}\t{a}\t{p}\n" for u, m, a, p in plays_rows), encoding="utf-8"
+    )
     (folder / lastfm_data.PROFILES_FILE).write_text(
-        "".join(f"{u}\tm\t25\tUnited States\tFeb 1, 2007\n" for u in profile_users), encoding="utf-8")
+        "".join(f"{u}\tm\t25\tUnited States\tFeb 1, 2007\n" for u in profile_users), encoding="utf-8"
+    )
     return folder
 
 
@@ -126,22 +155,37 @@ def _read_tsv(path: Path):
     return lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
 
 
-@pytest.mark.parametrize("plays_rows, users, expected", [
-    # one user who played the whole catalogue: nothing left to recommend
-    ([(_sha(1), "m1", "A", 10)], [_sha(1)],
-     "0 users got 20 rows, 0 fewer, 1 none (1 with no artist left that they have not played, "
-     "0 with no popularity data"),
-    # only 0-play rows: artists remain, but nobody listened to them
-    ([(_sha(1), "m1", "A", 0), (_sha(2), "m2", "B", 0)], [_sha(1), _sha(2), _sha(3)],
-     "0 users got 20 rows, 0 fewer, 3 none (0 with no artist left that they have not played, "
-     "3 with no popularity data"),
-    # 2 artists with listeners: user 3 (cold) gets 2 of 2, users 1/2 the other one
-    ([(_sha(1), "m1", "A", 5), (_sha(2), "m2", "B", 3)], [_sha(1), _sha(2), _sha(3)],
-     "1 users got 2 rows, 2 fewer, 0 none (2 with no artist left"),
-    # no usable play row at all (plays not a number): an empty catalogue, counted, not a crash
-    ([(_sha(1), "m1", "A", "many")], [_sha(1), _sha(2)],
-     "0 users got 20 rows, 0 fewer, 2 none (2 with no artist left that they have not played"),
-])
+@pytest.mark.parametrize(
+    "plays_rows, users, expected",
+    [
+        # one user who played the whole catalogue: nothing left to recommend
+        (
+            [(_sha(1), "m1", "A", 10)],
+            [_sha(1)],
+            "0 users got 20 rows, 0 fewer, 1 none (1 with no artist left that they have not played, "
+            "0 with no popularity data",
+        ),
+        # only 0-play rows: artists remain, but nobody listened to them
+        (
+            [(_sha(1), "m1", "A", 0), (_sha(2), "m2", "B", 0)],
+            [_sha(1), _sha(2), _sha(3)],
+            "0 users got 20 rows, 0 fewer, 3 none (0 with no artist left that they have not played, "
+            "3 with no popularity data",
+        ),
+        # 2 artists with listeners: user 3 (cold) gets 2 of 2, users 1/2 the other one
+        (
+            [(_sha(1), "m1", "A", 5), (_sha(2), "m2", "B", 3)],
+            [_sha(1), _sha(2), _sha(3)],
+            "1 users got 2 rows, 2 fewer, 0 none (2 with no artist left",
+        ),
+        # no usable play row at all (plays not a number): an empty catalogue, counted, not a crash
+        (
+            [(_sha(1), "m1", "A", "many")],
+            [_sha(1), _sha(2)],
+            "0 users got 20 rows, 0 fewer, 2 none (2 with no artist left that they have not played",
+        ),
+    ],
+)
 def test_batch_summary_counts_every_user(plays_rows, users, expected, tmp_path, capsys):
     folder = _write_lastfm(tmp_path / "in", plays_rows, users)
     n = "2" if "got 2 rows" in expected else "20"
@@ -151,10 +195,17 @@ def test_batch_summary_counts_every_user(plays_rows, users, expected, tmp_path, 
     assert expected in out, out
 
 
-@pytest.mark.parametrize("argv", [
-    ["batch", "--profile-weight", "-1"], ["batch", "--profile-weight", "nan"], ["batch", "--profile-weight", "inf"],
-    ["evaluate", "--weights", "0,-1"], ["evaluate", "--weights", "nan"], ["evaluate", "--weights", "0.1,inf"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["batch", "--profile-weight", "-1"],
+        ["batch", "--profile-weight", "nan"],
+        ["batch", "--profile-weight", "inf"],
+        ["evaluate", "--weights", "0,-1"],
+        ["evaluate", "--weights", "nan"],
+        ["evaluate", "--weights", "0.1,inf"],
+    ],
+)
 def test_weights_must_be_finite_and_non_negative(argv, capsys, no_work):
     with pytest.raises(SystemExit) as exit_info:
         recommender.main(argv)
@@ -164,8 +215,9 @@ def test_weights_must_be_finite_and_non_negative(argv, capsys, no_work):
 
 
 def test_evaluate_without_holdout_users_is_one_line_and_writes_nothing(tmp_path, capsys):
-    folder = _write_lastfm(tmp_path / "in", [(_sha(1), "m1", "A", 3), (_sha(2), "m1", "A", 2), (_sha(2), "m2", "B", 1)],
-                           [_sha(1), _sha(2)])
+    folder = _write_lastfm(
+        tmp_path / "in", [(_sha(1), "m1", "A", 3), (_sha(2), "m1", "A", 2), (_sha(2), "m2", "B", 1)], [_sha(1), _sha(2)]
+    )
     (tmp_path / "ev").mkdir()
     assert recommender.main(["evaluate", "--data-dir", str(folder), "--out-dir", str(tmp_path / "ev")]) == 2
     err = _one_line(capsys)
@@ -186,8 +238,12 @@ def test_batch_tsv_is_unquoted_and_names_round_trip(tmp_path):
 
 
 def test_generate_with_missing_reference_is_an_error(tmp_path, capsys):
-    assert recommender.main(["generate", "--users", "5", "--reference", str(tmp_path / "nope.tsv"),
-                             "--out-dir", str(tmp_path / "g")]) == 2
+    assert (
+        recommender.main(
+            ["generate", "--users", "5", "--reference", str(tmp_path / "nope.tsv"), "--out-dir", str(tmp_path / "g")]
+        )
+        == 2
+    )
     err = _one_line(capsys)
     assert "nope.tsv: no such file" in err
     assert not (tmp_path / "g").exists()

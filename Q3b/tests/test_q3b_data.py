@@ -1,4 +1,5 @@
 """Loaders: row accounting and the real files' quirks."""
+
 import csv
 import random
 import re
@@ -22,7 +23,9 @@ def test_real_plays_sample_loads_every_row(real_lastfm):
     plays, report = ld.load_plays(path)
     assert report.rows_read == len(rows) == 295
     assert report.n_malformed == 0
-    assert report.notes["rows without artist mbid keyed by normalised artist name"] == sum(r[1] == "" for r in rows) == 2
+    assert (
+        report.notes["rows without artist mbid keyed by normalised artist name"] == sum(r[1] == "" for r in rows) == 2
+    )
     assert plays["user"].nunique() == len({r[0] for r in rows}) == 6
     assert plays["plays"].sum() == sum(int(r[3]) for r in rows)
 
@@ -42,14 +45,14 @@ def test_real_profile_sample_matches_independent_parse(real_lastfm):
 def test_plays_quirks_are_counted_not_dropped_silently(tmp_path):
     lines = [
         f"{_user(1)}\tmbid-a\tBand A\t10",
-        f"{_user(1)}\tmbid-a\tBand A\t5",            # duplicate (user, artist): summed
-        f"{_user(1)}\t\tThe  Beatles \t3",           # no mbid: keyed by normalised name
-        f"{_user(2)}\t\tthe beatles\t4",             # same normalised name
-        f'{_user(2)}\tmbid-q\t"Weird" Al\t7',        # quote inside a name (quoting off)
-        f"{_user(2)}\tmbid-b\tBand B",               # 3 fields
-        f"2007-02-01\tmbid-b\tBand B\t1",            # user field is a date
-        f"{_user(3)}\tmbid-b\tBand B\tmany",         # plays not an integer
-        f"{_user(3)}\t\t\t2",                        # neither mbid nor name
+        f"{_user(1)}\tmbid-a\tBand A\t5",  # duplicate (user, artist): summed
+        f"{_user(1)}\t\tThe  Beatles \t3",  # no mbid: keyed by normalised name
+        f"{_user(2)}\t\tthe beatles\t4",  # same normalised name
+        f'{_user(2)}\tmbid-q\t"Weird" Al\t7',  # quote inside a name (quoting off)
+        f"{_user(2)}\tmbid-b\tBand B",  # 3 fields
+        "2007-02-01\tmbid-b\tBand B\t1",  # user field is a date
+        f"{_user(3)}\tmbid-b\tBand B\tmany",  # plays not an integer
+        f"{_user(3)}\t\t\t2",  # neither mbid nor name
     ]
     path = tmp_path / "plays.tsv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -69,7 +72,7 @@ def test_profile_quirks(tmp_path):
         f"{_user(1)}\tm\t-1337\tGermany\tFeb 1, 2007",
         f"{_user(2)}\tf\t2000\tKorea, Republic of\tDec 24, 2008",
         f"{_user(3)}\t\t\tSweden\tnot a date",
-        f"{_user(3)}\tm\t30\tSweden\tJan 1, 2005",    # repeated user
+        f"{_user(3)}\tm\t30\tSweden\tJan 1, 2005",  # repeated user
         f"{_user(4)}\tx\t25\t\tMar 3, 2006",
         "short\tline",
     ]
@@ -104,16 +107,42 @@ def test_crlf_line_endings_leave_no_carriage_returns(tmp_path):
 def test_rejected_rows_report_their_first_line_numbers_per_reason(tmp_path):
     u = lambda i: f"{i:040x}"  # noqa: E731
     plays = tmp_path / "plays.tsv"
-    plays.write_text("\n".join([f"{u(1)}\tmb\tA\t3", "bad\tmb\tA\t3", f"{u(2)}\tmb\tA", f"{u(3)}\tmb\tA\tx",
-                                f"{u(4)}\tmb\tA\t3", f"{u(5)}\t\t \t3", "Feb 1, 2007\tmb\tA\t3", f"{u(6)}\tmb\tA\t-1"])
-                     + "\n")
+    plays.write_text(
+        "\n".join(
+            [
+                f"{u(1)}\tmb\tA\t3",
+                "bad\tmb\tA\t3",
+                f"{u(2)}\tmb\tA",
+                f"{u(3)}\tmb\tA\tx",
+                f"{u(4)}\tmb\tA\t3",
+                f"{u(5)}\t\t \t3",
+                "Feb 1, 2007\tmb\tA\t3",
+                f"{u(6)}\tmb\tA\t-1",
+            ]
+        )
+        + "\n"
+    )
     _, report = ld.load_plays(plays)
-    assert report.examples == {"not 4 tab-separated fields": [3], "user is not a 40-hex sha1": [2, 7],
-                               "plays is not a non-negative integer": [4, 8], "artist mbid and name both empty": [6]}
+    assert report.examples == {
+        "not 4 tab-separated fields": [3],
+        "user is not a 40-hex sha1": [2, 7],
+        "plays is not a non-negative integer": [4, 8],
+        "artist mbid and name both empty": [6],
+    }
     assert "user is not a 40-hex sha1 (e.g. line 2, 7)" in report.summary()
     profiles = tmp_path / "profiles.tsv"
-    profiles.write_text("\n".join([f"{u(1)}\tm\t20\tX\tFeb 1, 2007", "short", f"{u(1)}\tf\t21\tX\tFeb 1, 2007",
-                                   "nosha\tf\t21\tX\tFeb 1, 2007", f"{u(1)}\tf\t22\tX\tFeb 1, 2007"]) + "\n")
+    profiles.write_text(
+        "\n".join(
+            [
+                f"{u(1)}\tm\t20\tX\tFeb 1, 2007",
+                "short",
+                f"{u(1)}\tf\t21\tX\tFeb 1, 2007",
+                "nosha\tf\t21\tX\tFeb 1, 2007",
+                f"{u(1)}\tf\t22\tX\tFeb 1, 2007",
+            ]
+        )
+        + "\n"
+    )
     _, report = ld.load_profiles(profiles)
     assert report.examples["repeated user (first row kept)"] == [3, 5]
     assert report.examples["user is not a 40-hex sha1"] == [4]
@@ -159,23 +188,27 @@ def _random_plays_lines(n_lines, seed):
     """Plays lines with every quirk, users and artists scattered so repeats land in different read blocks."""
     rng = random.Random(seed)
     users = [_user(rng.randrange(1 << 40)) for _ in range(12)]
-    artists = [(f"mbid-{i:03d}", f"Band {i}") for i in range(30)] + [("", "The  Beatles"), ("", " the beatles"),
-                                                                        ("", "Sigur Rós"), ("mbid-q", '"Weird" Al')]
+    artists = [(f"mbid-{i:03d}", f"Band {i}") for i in range(30)] + [
+        ("", "The  Beatles"),
+        ("", " the beatles"),
+        ("", "Sigur Rós"),
+        ("mbid-q", '"Weird" Al'),
+    ]
     lines = []
     for _ in range(n_lines):
         mbid, name = rng.choice(artists)
         line = [rng.choice(users), mbid, name, str(rng.choice([0, 1, 7, 120, 999999999]))]
         quirk = rng.random()
         if quirk < 0.03:
-            line[0] = "Feb 1, 2007"                      # user field is a date
+            line[0] = "Feb 1, 2007"  # user field is a date
         elif quirk < 0.06:
             line[3] = rng.choice(["many", "-1", "1.5", "1234567890"])
         elif quirk < 0.08:
-            line[1:3] = ["", rng.choice(["", "  "])]     # neither mbid nor name
+            line[1:3] = ["", rng.choice(["", "  "])]  # neither mbid nor name
         elif quirk < 0.10:
-            line = line[:3]                              # 3 fields
+            line = line[:3]  # 3 fields
         elif quirk < 0.11:
-            line = []                                    # empty line
+            line = []  # empty line
         lines.append("\t".join(line))
     return lines
 
@@ -216,7 +249,9 @@ def test_plays_crlf_and_a_bad_user_deep_inside_a_block(tmp_path):
     path = tmp_path / "plays.tsv"
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
     plays, report = ld.load_plays(path, block_size=1024)
-    assert report.malformed == {"user is not a 40-hex sha1": 1} and report.examples["user is not a 40-hex sha1"] == [151]
+    assert report.malformed == {"user is not a 40-hex sha1": 1} and report.examples["user is not a 40-hex sha1"] == [
+        151
+    ]
     assert int(plays["plays"].sum()) == sum(range(200)) - 150
     assert not any("\r" in str(x) for c in plays.columns[:4] for x in plays[c].cat.categories)
 

@@ -1,4 +1,5 @@
 """Holdout split, ranking metrics on hand-checked cases, and the evaluation table."""
+
 import math
 
 import numpy as np
@@ -37,9 +38,14 @@ def test_ranking_metrics_hand_checked():
 
 def test_evaluation_table_has_every_model_and_sane_values(small_data, tmp_path):
     table = ev.evaluate(small_data, max_users=300, profile_weights=(0.0, 1.0))
-    assert table["model"].tolist() == ["user-user (profile weight 0)", "user-user (profile weight 1)",
-                                       "global popularity", "country popularity", "implicit ALS",
-                                       "implicit item-item BM25"]
+    assert table["model"].tolist() == [
+        "user-user (profile weight 0)",
+        "user-user (profile weight 1)",
+        "global popularity",
+        "country popularity",
+        "implicit ALS",
+        "implicit item-item BM25",
+    ]
     metric_columns = ["precision@10", "recall@10", "ndcg@10", "map@10", "coverage"]
     assert ((table[metric_columns] >= 0) & (table[metric_columns] <= 1)).all().all()
     # the global chart recommends (nearly) the same 10 artists to everyone
@@ -54,8 +60,9 @@ def test_chart_legend_is_outside_the_bars_and_title_names_the_data(tmp_path, mon
 
     figures = []
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
-    table = pd.DataFrame({"model": ["a", "implicit item-item BM25"], "ndcg@10": [0.2, 0.9],
-                          "precision@10": [0.1, 0.95]})
+    table = pd.DataFrame(
+        {"model": ["a", "implicit item-item BM25"], "ndcg@10": [0.2, 0.9], "precision@10": [0.1, 0.95]}
+    )
     ev.plot_evaluation(table, tmp_path / "chart.png", source="generated look-alike Last.fm data")
     (fig,) = figures
     ax = fig.axes[0]

@@ -1,4 +1,5 @@
 """The generator of look-alike Last.fm files: the real format, the real quirks, determinism, heavy tails."""
+
 import re
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The compiled kernels of neighbours.py against plain references: heap top-k, truncated posting lists, the
 inverted-index neighbours (vs dense cosine products) and the votes with padding, stored zeros, negative weights."""
+
 import tempfile
 
 import numpy as np
@@ -41,8 +42,17 @@ def test_candidate_selection_keeps_the_best_rows_with_ties_by_row(n_touched, lay
         partial[touched[::8]] += 1000
     q = int(touched[3])
     cand_v, cand_i = np.empty(cap, np.float32), np.empty(cap, np.int32)
-    size = nb._best_candidates(partial, touched.copy(), n_touched, q, cand_v, cand_i, np.empty(5000, np.int32),
-                               np.empty(cap // 4, np.float32), np.empty(cap // 4, np.int32))
+    size = nb._best_candidates(
+        partial,
+        touched.copy(),
+        n_touched,
+        q,
+        cand_v,
+        cand_i,
+        np.empty(5000, np.int32),
+        np.empty(cap // 4, np.float32),
+        np.empty(cap // 4, np.int32),
+    )
     out_i, out_v = np.full(cap, -1, np.int32), np.zeros(cap, np.float32)
     nb._heap_write_sorted(cand_v, cand_i, size, out_i, out_v)
     expected = sorted((c for c in touched.tolist() if c != q), key=lambda c: (-partial[c], c))[:cap]
@@ -53,21 +63,23 @@ def test_candidate_selection_keeps_the_best_rows_with_ties_by_row(n_touched, lay
 def test_truncated_postings_keep_the_heaviest_rows_per_column(n_blocks):
     matrix = sp.random(60, 11, density=0.5, format="csr", random_state=4, dtype=np.float32)
     matrix.data = np.ceil(matrix.data * 4)  # ties
-    ptr, rows, values = nb._truncated_postings(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int32),
-                                               matrix.data, 2, 9, 5, n_blocks)  # the columns from 2 on
+    ptr, rows, values = nb._truncated_postings(
+        matrix.indptr.astype(np.int64), matrix.indices.astype(np.int32), matrix.data, 2, 9, 5, n_blocks
+    )  # the columns from 2 on
     assert len(ptr) == 10
     for a in range(9):
         column = matrix[:, 2 + a].toarray().ravel()
         expected = sorted(sorted(np.flatnonzero(column), key=lambda r: (-column[r], r))[:5])  # listed by row
-        assert rows[ptr[a]:ptr[a + 1]].tolist() == expected
-        np.testing.assert_array_equal(values[ptr[a]:ptr[a + 1]], column[expected])
+        assert rows[ptr[a] : ptr[a + 1]].tolist() == expected
+        np.testing.assert_array_equal(values[ptr[a] : ptr[a + 1]], column[expected])
 
 
 def _random_features(n=150, n_profile=4, n_artists=60, seed=5):
     rng = np.random.default_rng(seed)
     plays = sp.random(n, n_artists, density=0.08, format="csr", random_state=seed, dtype=np.float32)
-    plays = plays + sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), rng.integers(0, n_artists, n))),
-                                  shape=plays.shape)  # every user plays something
+    plays = plays + sp.csr_matrix(
+        (np.ones(n, np.float32), (np.arange(n), rng.integers(0, n_artists, n))), shape=plays.shape
+    )  # every user plays something
     profile = np.zeros((n, n_profile), np.float32)
     profile[:, 0] = 0.05 * rng.normal(size=n)
     profile[np.arange(n), 1 + rng.integers(0, n_profile - 1, n)] = 0.05
@@ -84,8 +96,8 @@ def test_inverted_neighbours_without_truncation_are_the_exact_ones_among_users_s
         eligible = [c for c in range(n) if c != q and shares[q, c]]
         expected = sorted(eligible, key=lambda c: -cosine[q, c])[:10]
         found = idx[q][idx[q] >= 0]
-        np.testing.assert_allclose(sim[q, :len(found)], cosine[q, found], atol=1e-5)  # re-rank is exact
-        np.testing.assert_allclose(np.sort(sim[q, :len(found)])[::-1], cosine[q, expected], atol=1e-5)
+        np.testing.assert_allclose(sim[q, : len(found)], cosine[q, found], atol=1e-5)  # re-rank is exact
+        np.testing.assert_allclose(np.sort(sim[q, : len(found)])[::-1], cosine[q, expected], atol=1e-5)
         assert q not in found.tolist()
 
 
@@ -94,8 +106,9 @@ def test_inverted_neighbours_recall_against_exact_on_generated_users(small_data)
     features = nb.build_features(small_data, nb.DEFAULT_PROFILE_WEIGHT)[pool]
     n_profile = 1 + len(small_data.countries)
     exact, exact_sim = nb.nearest_neighbours(features, n_profile, 20, method="exact")
-    approx, approx_sim = nb.nearest_neighbours(features, n_profile, 20, method="inverted", posting_cap=30,
-                                               n_candidates=40)
+    approx, approx_sim = nb.nearest_neighbours(
+        features, n_profile, 20, method="inverted", posting_cap=30, n_candidates=40
+    )
     recall = np.mean([len(set(a) & set(e)) / 20 for a, e in zip(approx, exact)])
     assert recall > 0.9
     assert (approx_sim[:, -1] <= exact_sim[:, -1] + 1e-5).all()
@@ -115,8 +128,9 @@ def test_inverted_neighbours_answer_in_the_callers_row_order(query):
 
 def test_votes_with_padding_stored_zeros_and_negative_similarities():
     pool = sp.csr_matrix(np.array([[0.5, 0.5, 0, 0], [0, 0.25, 0.75, 0], [0, 0, 0, 1.0]], np.float32))
-    pool = sp.csr_matrix((np.append(pool.data, 0).astype(np.float32), np.append(pool.indices, 3),
-                          [0, 2, 4, 6]), shape=(3, 4))  # row 1 gets a stored 0 for artist 3
+    pool = sp.csr_matrix(
+        (np.append(pool.data, 0).astype(np.float32), np.append(pool.indices, 3), [0, 2, 4, 6]), shape=(3, 4)
+    )  # row 1 gets a stored 0 for artist 3
     idx = np.array([[0, 1, -1], [2, 1, 0]], np.int32)
     sim = np.array([[0.8, 0.4, 9.0], [-0.3, 0.5, 0.1]], np.float32)
     played = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 0]], np.float32))
@@ -147,7 +161,8 @@ def test_numba_cache_falls_back_to_the_temp_folder_only_when_nothing_is_writable
     blocked.write_text("x")  # a folder below a file can never be created, even by root
     assert nb._unwritable_cache_fallback([str(blocked / "__pycache__"), str(tmp_path / "cache")]) is None
     assert nb._unwritable_cache_fallback([str(blocked / "__pycache__"), str(blocked / "numba")]).startswith(
-        tempfile.gettempdir())
+        tempfile.gettempdir()
+    )
 
 
 def test_order_by_count_descending_is_a_stable_argsort():

@@ -1,4 +1,5 @@
 """User-user kNN: neighbours against sklearn, votes against a plain-Python reference, the batch contract."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,8 +51,8 @@ def test_votes_match_a_plain_python_reference():
                 if dense_pool[j, a] > 0 and dense_played[q, a] == 0:
                     votes[a] = votes.get(a, 0.0) + s * dense_pool[j, a]
         best = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[:6]
-        np.testing.assert_allclose(score[q, :len(best)], [v for _, v in best], rtol=1e-5)
-        assert set(artist[q, :len(best)]) == {a for a, _ in best}
+        np.testing.assert_allclose(score[q, : len(best)], [v for _, v in best], rtol=1e-5)
+        assert set(artist[q, : len(best)]) == {a for a, _ in best}
 
 
 def test_top_n_per_row_matches_sorting():
@@ -61,16 +62,16 @@ def test_top_n_per_row_matches_sorting():
     for r in range(50):
         row = matrix.getrow(r)
         expected = sorted(zip(-row.data, row.indices))[:4]
-        np.testing.assert_allclose(values[r, :len(expected)], [-v for v, _ in expected])
-        assert indices[r, :len(expected)].tolist() == [c for _, c in expected]
-        assert (indices[r, len(expected):] == -1).all()
+        np.testing.assert_allclose(values[r, : len(expected)], [-v for v, _ in expected])
+        assert indices[r, : len(expected)].tolist() == [c for _, c in expected]
+        assert (indices[r, len(expected) :] == -1).all()
 
 
 def test_recommendations_never_include_played_artists_and_cover_everyone(small_data):
     recs = nb.recommend_users(small_data, 20)
     assert (recs.artist >= 0).all()
     for row, user in enumerate(recs.users):
-        played = set(small_data.plays.indices[small_data.plays.indptr[user]:small_data.plays.indptr[user + 1]])
+        played = set(small_data.plays.indices[small_data.plays.indptr[user] : small_data.plays.indptr[user + 1]])
         assert not played & set(recs.artist[row].tolist())
         assert len(set(recs.artist[row].tolist())) == 20
     for scores, sources in zip(recs.score, recs.source):
@@ -110,14 +111,20 @@ def test_popular_artists_match_counting_listeners(small_data):
             continue
         counts = listened[small_data.country == c].sum(0)
         chart = [a for v, a in sorted(zip(-counts, range(len(counts)))) if v < 0][:15]
-        assert country_artist[c, :len(chart)].tolist() == chart
-        assert country_score[c, :len(chart)].tolist() == counts[chart].tolist()
+        assert country_artist[c, : len(chart)].tolist() == chart
+        assert country_score[c, : len(chart)].tolist() == counts[chart].tolist()
 
 
 def test_popular_charts_are_padded_when_few_artists_have_listeners():
     plays = sp.csr_matrix(np.array([[0, 3, 0, 0, 1], [0, 2, 0, 0, 0], [0, 0, 0, 0, 0]], np.float32))
-    data = nb.UserArtistData(np.array(["a", "b", "c"]), None, plays, np.full(3, np.nan, np.float32),
-                             np.array([0, 1, -1], np.int32), np.array(["X", "Y"]))
+    data = nb.UserArtistData(
+        np.array(["a", "b", "c"]),
+        None,
+        plays,
+        np.full(3, np.nan, np.float32),
+        np.array([0, 1, -1], np.int32),
+        np.array(["X", "Y"]),
+    )
     global_artist, global_score, country_artist, country_score = nb.popular_artists(data, 4)
     assert global_artist.tolist() == [1, 4, -1, -1] and global_score.tolist() == [2, 1, 0, 0]
     assert country_artist.tolist() == [[1, 4, -1, -1], [1, -1, -1, -1]]

@@ -1,4 +1,5 @@
 """The notebook executes end to end; the CLI writes outputs and turns user mistakes into one line + exit 2."""
+
 from pathlib import Path
 
 import nbformat
@@ -53,6 +54,10 @@ def test_cli_batch_writes_a_store_version(tmp_path, capsys):
     out = tmp_path / "recs.parquet"
     assert recommender.main(["batch", "--data-dir", str(tmp_path), "--out", str(out), "--store", url, "-n", "3"]) == 0
     assert "stored as version 1" in capsys.readouterr().out
-    assert recommender.main(["batch", "--data-dir", str(tmp_path), "--out", str(tmp_path / "b.parquet"),
-                             "--store", "nosuchscheme://x"]) == 2
+    assert (
+        recommender.main(
+            ["batch", "--data-dir", str(tmp_path), "--out", str(tmp_path / "b.parquet"), "--store", "nosuchscheme://x"]
+        )
+        == 2
+    )
     assert len(capsys.readouterr().err.strip().splitlines()) == 1

