@@ -96,6 +96,15 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _accepts(socket_path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -177,6 +186,15 @@ def serve(
             preexec_fn=_die_with_parent,
         )
         children.append((gunicorn, signal.SIGTERM))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _accepts(socket_path):  # nginx starts once gunicorn listens: no failed first requests
+            if gunicorn.poll() is not None:
+                raise ServeError(f"gunicorn stopped while starting (exit code {gunicorn.returncode}); see above")
+            if stop.is_set():
+                return 0
+            if time.monotonic() > deadline:
+                raise ServeError(f"gunicorn did not listen on {socket_path} within {START_TIMEOUT_S} s")
+            time.sleep(0.1)
         server = subprocess.Popen(
             [nginx, "-p", str(run_dir), "-c", str(run_dir / "nginx.conf"), "-e", "stderr"],
             start_new_session=True,
@@ -185,7 +203,6 @@ def serve(
         children.insert(0, (server, signal.SIGQUIT))  # nginx first: SIGQUIT finishes the requests in flight
         local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # where a wildcard address is reached
         probe = f"http://{f'[{local}]' if ':' in local else local}:{port}/healthz"
-        deadline = time.monotonic() + START_TIMEOUT_S
         while not _answers(probe):
             for process, _ in children:
                 if process.poll() is not None:
