@@ -19,10 +19,15 @@ A user's value is the JSON array ``[[artist_mbid, artist_name, score, source], .
 so a request is one primary-key lookup.  Atomic switch: the rows of a new version are written under a new version id
 that no reader follows yet; one short transaction then marks it complete and moves ``rec_current``.  Every read is a
 single SQL statement joining the pointer with the rows, so it sees exactly one committed snapshot (SQLite WAL
-snapshot / PostgreSQL MVCC statement snapshot): one complete version, never a mix or an empty set.  After the switch
-the store keeps the newest :data:`KEEP_VERSIONS` complete versions (and always the current one) and deletes the rest.
+snapshot / PostgreSQL MVCC statement snapshot): one complete version, never a mix or an empty set; a lookup of
+many users (:meth:`RecStore.lookup`) is one statement too.  After the switch the store keeps the newest
+:data:`KEEP_VERSIONS` complete versions (and always the current one), deletes the rest and gives their space back
+(SQLite: incremental vacuum and a WAL checkpoint that truncates the WAL; PostgreSQL: plain VACUUM).
 
-Other backends implement the same six methods (see ``Q3b/SERVING.md``): e.g. Redis with one hash per version
+One writer at a time: :meth:`RecStore.lock` (an ``flock`` beside the SQLite file, an advisory lock in PostgreSQL)
+is taken by the batch before it loads its input and by :meth:`RecStore.promote` / :meth:`RecStore.rollback`.
+
+Other backends implement the same methods (see ``Q3b/SERVING.md``): e.g. Redis with one hash per version
 (``recs:v{N}`` user -> JSON) written first and a ``recs:current`` key flipped with ``SET`` afterwards; DynamoDB with
 partition key ``version#user`` and a one-item pointer table updated after the batch write.
 """
@@ -347,8 +352,8 @@ class RecStore:
     """Versioned recommendation store; use :func:`open_store` to get one.
 
     Reader methods are thread-safe (one connection per thread and process, opened lazily, so a store created
-    before gunicorn forks its workers is safe).  Only one writer (batch or rollback) runs at a time; a second one
-    gets :class:`StoreBusyError`.
+    before gunicorn forks its workers is safe).  Only one writer (batch, promote or rollback) runs at a time; a
+    second one gets :class:`StoreBusyError` at once.
     """
 
     url: str
