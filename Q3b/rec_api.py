@@ -459,7 +459,8 @@ def create_app(store_url: str | None = None) -> Flask:
 
     @app.errorhandler(Exception)
     def internal_error(err):  # a bug or an unreachable store, never user input: log the traceback, answer JSON
-        store_errors.inc()
+        if isinstance(err, OSError) or type(err).__module__.split(".")[0] in ("sqlite3", "psycopg2"):
+            store_errors.inc()
         app.logger.exception("unhandled error on %s", request.path)
         return jsonify(error="internal error"), 500
 

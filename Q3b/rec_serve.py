@@ -177,6 +177,8 @@ def serve(
                 str(threads),
                 "--graceful-timeout",
                 "10",
+                "--keep-alive",  # longer than nginx keeps an idle upstream connection: nginx closes it first
+                "75",
                 "--log-level",
                 "warning",
                 "rec_api:create_app()",
