@@ -12,7 +12,7 @@ BENCH_q3a := bench_grid
 BENCH_q3b := bench_recommender
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast sysdeps lint format venv clean run-q1 run-q2 run-q3a run-q3b bench-q1 bench-q2 bench-q3a bench-q3b
+.PHONY: run test test-fast sysdeps lint format venv clean run-q1 run-q2 run-q3a run-q3b bench-q1 bench-q2 bench-q3a bench-q3b bench-q3b-api
 
 venv: $(STAMP)
 
@@ -50,7 +50,7 @@ test-fast: venv
 
 # Debian packages some tests compare against or start (as root with apt-get, e.g. in CI); elsewhere those tests skip
 # with a reason.
-SYS_PACKAGES := goaccess
+SYS_PACKAGES := goaccess nginx
 sysdeps:
 	@missing=""; for p in $(SYS_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -70,6 +70,10 @@ format: venv
 # Benchmarks run from inside their part's folder, so that its modules import by name; ARGS passes options.
 bench-q1 bench-q2 bench-q3a bench-q3b: bench-%: venv
 	cd $(DIR_$*) && ../$(PY) -m benchmarks.$(BENCH_$*) $(ARGS)
+
+# Q3b's serving benchmark (needs wrk and nginx: apt-get install wrk nginx)
+bench-q3b-api: venv
+	cd Q3b && ../$(PY) -m benchmarks.bench_api $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -19,10 +19,15 @@ A user's value is the JSON array ``[[artist_mbid, artist_name, score, source], .
 so a request is one primary-key lookup.  Atomic switch: the rows of a new version are written under a new version id
 that no reader follows yet; one short transaction then marks it complete and moves ``rec_current``.  Every read is a
 single SQL statement joining the pointer with the rows, so it sees exactly one committed snapshot (SQLite WAL
-snapshot / PostgreSQL MVCC statement snapshot): one complete version, never a mix or an empty set.  After the switch
-the store keeps the newest :data:`KEEP_VERSIONS` complete versions (and always the current one) and deletes the rest.
+snapshot / PostgreSQL MVCC statement snapshot): one complete version, never a mix or an empty set; a lookup of
+many users (:meth:`RecStore.lookup`) is one statement too.  After the switch the store keeps the newest
+:data:`KEEP_VERSIONS` complete versions (and always the current one), deletes the rest and gives their space back
+(SQLite: incremental vacuum and a WAL checkpoint that truncates the WAL; PostgreSQL: plain VACUUM).
 
-Other backends implement the same six methods (see ``Q3b/SERVING.md``): e.g. Redis with one hash per version
+One writer at a time: :meth:`RecStore.lock` (an ``flock`` beside the SQLite file, an advisory lock in PostgreSQL)
+is taken by the batch before it loads its input and by :meth:`RecStore.promote` / :meth:`RecStore.rollback`.
+
+Other backends implement the same methods (see ``Q3b/SERVING.md``): e.g. Redis with one hash per version
 (``recs:v{N}`` user -> JSON) written first and a ``recs:current`` key flipped with ``SET`` afterwards; DynamoDB with
 partition key ``version#user`` and a one-item pointer table updated after the batch write.
 """
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import io
 import json
@@ -69,9 +75,32 @@ _FALLBACK_QUERY = (
     " LEFT JOIN rec_fallbacks f ON f.version = c.version AND f.country_key IN (?, '') WHERE c.id = 1"
 )
 _INFO_QUERY = (
-    "SELECT v.version, v.created_at, v.n_users FROM rec_current c"
-    " JOIN rec_versions v ON v.version = c.version WHERE c.id = 1"
+    "SELECT v.version, v.created_at, v.n_users, n.version, n.created_at FROM rec_current c"
+    " JOIN rec_versions v ON v.version = c.version"
+    " JOIN rec_versions n ON n.version = (SELECT MAX(version) FROM rec_versions WHERE complete = 1) WHERE c.id = 1"
 )
+_HEX_ID = re.compile(r"[0-9A-Fa-f]+")
+
+
+def _lookup_query(n_ids: int) -> str:
+    """One statement reading the current version's rows of ``n_ids`` user ids and the two fallback lists, so the
+    whole answer comes from one committed snapshot (the union's parts cannot see different versions)."""
+    marks = ", ".join("?" * n_ids)
+    return (
+        "SELECT c.version, 'u', u.user_id, NULL, u.payload FROM rec_current c"
+        f" LEFT JOIN rec_users u ON u.version = c.version AND u.user_id IN ({marks}) WHERE c.id = 1"
+        " UNION ALL"
+        " SELECT c.version, 'f', f.country_key, f.country, f.payload FROM rec_current c"
+        " JOIN rec_fallbacks f ON f.version = c.version AND f.country_key IN (?, '') WHERE c.id = 1"
+    )
+
+
+def id_candidates(user: str) -> tuple[str, ...]:
+    """The stored ids a requested user id may match: itself, and for an id of hex digits only (Last.fm's sha1 ids)
+    also its lower- and upper-case spellings, so hex ids match case-insensitively; other ids match exactly."""
+    if _HEX_ID.fullmatch(user):
+        return tuple(dict.fromkeys((user, user.lower(), user.upper())))
+    return (user,)
 
 
 class NoVersionError(LookupError):
@@ -286,6 +315,24 @@ def prepare_batch(recommendations: pd.DataFrame, fallbacks: pd.DataFrame) -> Pre
     return PreparedBatch(recommendations, fallbacks)
 
 
+_USER_FIELDS = ("artist_mbid", "artist_name", "score", "source")
+_FALLBACK_FIELDS = ("artist_mbid", "artist_name", "score")
+
+
+@dataclasses.dataclass(frozen=True)
+class Lookup:
+    """Answer of :meth:`RecStore.lookup`: all from batch ``version``.
+
+    ``users`` maps each requested id to its rows (dicts ``rank``, ``artist_mbid``, ``artist_name``, ``score``,
+    ``source``) or None when the version does not know the user; ``fallback`` is ``(country_used, rows)`` (rows
+    without ``source``; ``country_used`` '' for the global list) when some user is unknown, else None.
+    """
+
+    version: int
+    users: dict[str, list[dict] | None]
+    fallback: tuple[str, list[dict]] | None
+
+
 def _decode(payload: str, n: int, fields: tuple[str, ...]) -> list[dict]:
     return [dict(zip(("rank",) + fields, (rank, *row))) for rank, row in enumerate(json.loads(payload)[:n], start=1)]
 
@@ -305,8 +352,8 @@ class RecStore:
     """Versioned recommendation store; use :func:`open_store` to get one.
 
     Reader methods are thread-safe (one connection per thread and process, opened lazily, so a store created
-    before gunicorn forks its workers is safe).  Only one writer (batch or rollback) runs at a time; a second one
-    gets :class:`StoreBusyError`.
+    before gunicorn forks its workers is safe).  Only one writer (batch, promote or rollback) runs at a time; a
+    second one gets :class:`StoreBusyError` at once.
     """
 
     url: str
@@ -315,6 +362,7 @@ class RecStore:
     def __init__(self, url: str, create: bool = True):
         self.url = url
         self._local = threading.local()
+        self._lock_depth = 0
         if create:
             conn = self._connect()
             with self._transaction(conn) as cur:
@@ -343,6 +391,10 @@ class RecStore:
     def _writer_lock(self, conn):
         raise NotImplementedError
         yield
+
+    def _reclaim(self, conn) -> None:
+        """Give the space of pruned versions back (after a switch)."""
+        raise NotImplementedError
 
     # --- connections and transactions --------------------------------------------------------------------------
     def _reader(self):
@@ -388,7 +440,7 @@ class RecStore:
         version, payload = rows[0]
         if payload is None:
             return None
-        return int(version), _decode(payload, n, ("artist_mbid", "artist_name", "score", "source"))
+        return int(version), _decode(payload, n, _USER_FIELDS)
 
     def get_fallback(self, country: str | None, n: int = 20) -> tuple[int, str, list[dict]]:
         """Cold-start list for a user the batch does not know: the country's top artists, else the global ones.
@@ -404,15 +456,52 @@ class RecStore:
             raise NoVersionError("the store holds no version yet; run the daily batch first")
         by_key = {key: (name, payload) for _, key, name, payload in rows if key is not None}
         name, payload = by_key.get(country_key(country)) or by_key.get("", ("", "[]"))
-        return int(rows[0][0]), name, _decode(payload, n, ("artist_mbid", "artist_name", "score"))
+        return int(rows[0][0]), name, _decode(payload, n, _FALLBACK_FIELDS)
+
+    def lookup(self, users: list[str], n: int = 20, country: str | None = None) -> Lookup:
+        """Several users' top ``n`` artists and, if one of them is unknown, the cold-start list, in one snapshot.
+
+        ``users`` : list of str (callers bound its length; the API allows 100).  Ids of hex digits only match
+        case-insensitively (see :func:`id_candidates`), an exact match winning.  ``country`` picks the fallback
+        list as in :meth:`get_fallback`.  One SQL statement reads everything, so every list of the answer belongs
+        to the one version it reports.  Raises NoVersionError before the first batch, ValueError for a bad ``n``.
+        """
+        n = _check_n(n)
+        wanted = {user: id_candidates(str(user)) for user in users}
+        ids = list(dict.fromkeys(c for candidates in wanted.values() for c in candidates)) or [""]
+        rows = self._read_one(_lookup_query(len(ids)), (*ids, country_key(country)))
+        if not rows or rows[0][0] is None:
+            raise NoVersionError("the store holds no version yet; run the daily batch first")
+        payloads = {key: payload for _, kind, key, _, payload in rows if kind == "u" and key is not None}
+        fallbacks = {key: (name, payload) for _, kind, key, name, payload in rows if kind == "f"}
+        found = {}
+        for user, candidates in wanted.items():
+            payload = next((payloads[c] for c in candidates if c in payloads), None)
+            found[user] = None if payload is None else _decode(payload, n, _USER_FIELDS)
+        fallback = None
+        if None in found.values():
+            name, payload = fallbacks.get(country_key(country)) or fallbacks.get("", ("", "[]"))
+            fallback = (name, _decode(payload, n, _FALLBACK_FIELDS))
+        return Lookup(int(rows[0][0]), found, fallback)
 
     def info(self) -> dict | None:
-        """``{"version", "created_at" (ISO 8601 UTC), "n_users"}`` of the current version, or None if there is none."""
+        """The current (served) version and the newest complete one, or None if there is no current version.
+
+        Keys: ``version``, ``created_at`` (ISO 8601 UTC, when that version was written), ``n_users``, and
+        ``newest_version``, ``newest_created_at`` of the newest complete version (the same unless an operator
+        promoted an older one: then the served data is older than the last successful batch).
+        """
         rows = self._read_one(_INFO_QUERY, ())
         if not rows:
             return None
-        version, created_at, n_users = rows[0]
-        return {"version": int(version), "created_at": created_at, "n_users": int(n_users)}
+        version, created_at, n_users, newest, newest_created_at = rows[0]
+        return {
+            "version": int(version),
+            "created_at": created_at,
+            "n_users": int(n_users),
+            "newest_version": int(newest),
+            "newest_created_at": newest_created_at,
+        }
 
     def versions(self) -> list[dict]:
         """Complete versions kept, newest first: dicts ``version``, ``created_at``, ``n_users``, ``n_countries``,
@@ -438,82 +527,124 @@ class RecStore:
         Returns the new version id (int, increasing).  Raises StoreBusyError if another writer is active.
         If the write fails midway, readers keep the previous version and the partial rows are deleted.
         """
+        return self.write_prepared(prepare_batch(recommendations, fallbacks), progress=progress)
+
+    def write_prepared(self, batch: PreparedBatch, *, progress: bool | None = None) -> int:
+        """:meth:`write_version` of a batch already checked by :func:`prepare_batch` (so a caller can check it
+        before writing anything else); same result and errors."""
+        show = sys.stderr.isatty() if progress is None else progress
+        with self.lock():
+            return self._write(batch, show)
+
+    def _write(self, batch: PreparedBatch, show: bool) -> int:
         from tqdm import tqdm
 
-        batch = prepare_batch(recommendations, fallbacks)
-        show = sys.stderr.isatty() if progress is None else progress
         conn = self._connect()
         try:
-            with self._writer_lock(conn):
-                self._delete_incomplete(conn)  # left over by a crashed batch; the lock says no one else is writing
+            self._delete_incomplete(conn)  # left over by a crashed batch; the lock says no one else is writing
+            with self._transaction(conn) as cur:
+                cur.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM rec_versions")
+                version = int(cur.fetchone()[0])
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO rec_versions (version, created_at, n_users, n_countries,"
+                        " complete) VALUES (?, ?, ?, ?, 0)"
+                    ),
+                    (version, _now(), batch.n_users, len(batch.fallback_rows)),
+                )
+            try:
+                with tqdm(total=batch.n_users, unit="user", desc=f"writing version {version}", disable=not show) as bar:
+                    for chunk in batch.user_chunks():
+                        with self._transaction(conn) as cur:
+                            self._bulk_insert(
+                                cur,
+                                "rec_users",
+                                ("version", "user_id", "payload"),
+                                [(version, user, payload) for user, payload in chunk],
+                            )
+                        bar.update(len(chunk))
                 with self._transaction(conn) as cur:
-                    cur.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM rec_versions")
-                    version = int(cur.fetchone()[0])
-                    cur.execute(
-                        self._sql(
-                            "INSERT INTO rec_versions (version, created_at, n_users, n_countries,"
-                            " complete) VALUES (?, ?, ?, ?, 0)"
-                        ),
-                        (version, _now(), batch.n_users, len(batch.fallback_rows)),
+                    self._bulk_insert(
+                        cur,
+                        "rec_fallbacks",
+                        ("version", "country_key", "country", "payload"),
+                        [(version, *row) for row in batch.fallback_rows],
                     )
-                try:
-                    with tqdm(
-                        total=batch.n_users, unit="user", desc=f"writing version {version}", disable=not show
-                    ) as bar:
-                        for chunk in batch.user_chunks():
-                            with self._transaction(conn) as cur:
-                                self._bulk_insert(
-                                    cur,
-                                    "rec_users",
-                                    ("version", "user_id", "payload"),
-                                    [(version, user, payload) for user, payload in chunk],
-                                )
-                            bar.update(len(chunk))
-                    with self._transaction(conn) as cur:
-                        self._bulk_insert(
-                            cur,
-                            "rec_fallbacks",
-                            ("version", "country_key", "country", "payload"),
-                            [(version, *row) for row in batch.fallback_rows],
-                        )
-                    with self._transaction(conn) as cur:  # the switch: one short transaction
-                        cur.execute(
-                            self._sql("UPDATE rec_versions SET complete = 1, created_at = ? WHERE version = ?"),
-                            (_now(), version),
-                        )
-                        self._point_to(cur, version)
-                except BaseException:
-                    with contextlib.suppress(Exception):  # keep the original error if the cleanup fails too
-                        self._delete_incomplete(conn)
-                    raise
-                self._prune(conn)
+                with self._transaction(conn) as cur:  # the switch: one short transaction
+                    cur.execute(
+                        self._sql("UPDATE rec_versions SET complete = 1, created_at = ? WHERE version = ?"),
+                        (_now(), version),
+                    )
+                    self._point_to(cur, version)
+            except BaseException:
+                with contextlib.suppress(Exception):  # keep the original error if the cleanup fails too
+                    self._delete_incomplete(conn)
+                raise
+            self._prune(conn)
+            self._reclaim(conn)
         finally:
             conn.close()
         return version
 
-    def rollback(self) -> int:
-        """Point readers back to the newest complete version older than the current one; returns its id.
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the store's single-writer lock for the ``with`` block; re-entrant for this object.
 
-        The rolled-back version stays stored until pruning.  Raises NoVersionError if there is no current version
-        and LookupError if no older version is kept.
+        The batch takes it before loading its input, so a second batch fails at once instead of after minutes of
+        work; :meth:`write_version`, :meth:`promote` and :meth:`rollback` take it themselves.  Raises
+        StoreBusyError immediately if another process (or store object) holds it, OSError if the SQLite lock file
+        beside the store cannot be created.  Not to be shared between threads while held.
         """
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
         conn = self._connect()
         try:
-            with self._writer_lock(conn), self._transaction(conn) as cur:
-                cur.execute("SELECT version FROM rec_current WHERE id = 1")
-                row = cur.fetchone()
-                if row is None or row[0] is None:
-                    raise NoVersionError("the store holds no version to roll back from")
-                cur.execute(
-                    self._sql("SELECT MAX(version) FROM rec_versions WHERE complete = 1 AND version < ?"), (row[0],)
-                )
-                previous = cur.fetchone()[0]
-                if previous is None:
-                    raise LookupError(f"no version older than {row[0]} is kept; nothing to roll back to")
-                self._point_to(cur, previous)
+            with self._writer_lock(conn):
+                self._lock_depth = 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth = 0
         finally:
             conn.close()
-        return int(previous)
+
+    def promote(self, version: int) -> int:
+        """Point readers at kept complete ``version`` (roll forward or back); returns it.
+
+        Raises LookupError naming the kept versions when ``version`` is not one of them, StoreBusyError while a
+        batch writes.  Nothing is deleted: the versions kept stay as they are until the next batch prunes.
+        """
+        with self.lock():
+            kept = [v["version"] for v in self.versions()]
+            if version not in kept:
+                shown = ", ".join(map(str, kept)) or "none"
+                raise LookupError(f"version {version} is not a complete version kept in the store (kept: {shown})")
+            conn = self._connect()
+            try:
+                with self._transaction(conn) as cur:
+                    self._point_to(cur, int(version))
+            finally:
+                conn.close()
+        return int(version)
+
+    def rollback(self) -> int:
+        """Promote the newest complete version older than the current one; returns its id.
+
+        Raises NoVersionError if there is no current version and LookupError if no older version is kept.
+        """
+        with self.lock():
+            current = self.info()
+            if current is None:
+                raise NoVersionError("the store holds no version to roll back from")
+            older = [v["version"] for v in self.versions() if v["version"] < current["version"]]
+            if not older:
+                raise LookupError(f"no version older than {current['version']} is kept; nothing to roll back to")
+            return self.promote(older[0])
 
     def close(self) -> None:
         """Close this thread's reader connection (others close when their thread or process ends)."""
@@ -565,7 +696,9 @@ class SQLiteStore(RecStore):
         import sqlite3
 
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)  # autocommit; BEGIN is explicit
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect only in a new file (before the first table)
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA journal_size_limit=67108864")  # the WAL file shrinks back to 64 MB after checkpoints
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
@@ -585,9 +718,12 @@ class SQLiteStore(RecStore):
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _prune(self, conn) -> None:
-        super()._prune(conn)
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # hand the WAL back to the database file
+    def _reclaim(self, conn) -> None:
+        # auto_vacuum=INCREMENTAL (set when the file is created): move pages into the pruned version's free pages
+        # and cut the file; then copy the WAL into the database and truncate it to zero bytes.  Readers are not
+        # blocked: the checkpoint waits (busy timeout) for the ones still reading an older snapshot.
+        conn.executescript("PRAGMA incremental_vacuum;")  # execute() would free only one page: run it to the end
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class PostgresStore(RecStore):
@@ -622,6 +758,14 @@ class PostgresStore(RecStore):
         csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)  # "" is text, not NULL
         buffer.seek(0)
         cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+
+    def _reclaim(self, conn) -> None:
+        # plain VACUUM (not FULL): the pruned rows' space becomes reusable by the next batch, readers are not blocked
+        cur = conn.cursor()
+        try:
+            cur.execute("VACUUM rec_users, rec_fallbacks, rec_versions")
+        finally:
+            cur.close()
 
     @contextlib.contextmanager
     def _writer_lock(self, conn):
@@ -682,110 +826,3 @@ def open_store(url: str, *, create: bool = True) -> RecStore:
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     return SQLiteStore(url, path, create)
-
-
-def synthetic_batch(
-    n_users: int,
-    n_per_user: int = 20,
-    *,
-    n_artists: int = 10_007,
-    countries: tuple[str, ...] = (
-        "United States",
-        "Germany",
-        "United Kingdom",
-        "Poland",
-        "Brazil",
-        "Korea, Republic of",
-    ),
-    random_state: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A contract-shaped batch with random content, for load benchmarks and tests of the serving layer only.
-
-    Not a recommender: users are random 40-hex ids (the Last.fm 360K id shape), each gets ``n_per_user`` distinct
-    artists out of ``n_artists`` (a prime, so a random start and stride never repeat an artist) with decreasing
-    scores; ~5% of users are marked ``country`` and ~1% ``global`` as if they had no neighbours; about one artist
-    in 50 has no mbid and names include quotes and non-ASCII letters.  Fallbacks: top 100 per country and global.
-    Returns ``(recommendations, fallbacks)`` as described in :func:`prepare_batch`; deterministic in ``random_state``.
-    """
-    rng = np.random.default_rng(random_state)
-    users = np.array(re.findall("." * 40, rng.bytes(20 * n_users).hex()), dtype=object)
-    artist_ids = np.array(
-        [
-            f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
-            for h in re.findall("." * 32, rng.bytes(16 * n_artists).hex())
-        ],
-        dtype=object,
-    )
-    artist_ids[rng.random(n_artists) < 0.02] = ""
-    stems = np.array(
-        ["Die Ärzte", 'The "Band"', "Sigur Rós", "AC/DC", "Mötley Crüe", "Björk", "Guns N' Roses"], dtype=object
-    )
-    names = np.array([f"{stems[i % len(stems)]} {i}" for i in range(n_artists)], dtype=object)
-    start = rng.integers(0, n_artists, n_users)
-    stride = rng.integers(1, n_artists, n_users)
-    picks = (start[:, None] + np.arange(n_per_user)[None, :] * stride[:, None]) % n_artists
-    scores = -np.sort(-rng.random((n_users, n_per_user)), axis=1)
-    source = rng.choice(np.array(SOURCES, dtype=object), size=n_users, p=[0.94, 0.05, 0.01])
-    recommendations = pd.DataFrame(
-        {
-            "user": np.repeat(users, n_per_user),
-            "rank": np.tile(np.arange(1, n_per_user + 1), n_users),
-            "artist_mbid": artist_ids[picks.ravel()],
-            "artist_name": names[picks.ravel()],
-            "score": scores.ravel(),
-            "source": np.repeat(source, n_per_user),
-        }
-    )
-    top = min(100, n_artists)
-    groups = []
-    for country in ("",) + tuple(countries):
-        chosen = rng.choice(n_artists, size=top, replace=False)
-        groups.append(
-            pd.DataFrame(
-                {
-                    "country": country,
-                    "rank": np.arange(1, top + 1),
-                    "artist_mbid": artist_ids[chosen],
-                    "artist_name": names[chosen],
-                    "score": -np.sort(-rng.random(top)),
-                }
-            )
-        )
-    return recommendations, pd.concat(groups, ignore_index=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Operator CLI: ``python Q3b/rec_store.py {info,versions,rollback} --store URL``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Inspect or roll back the recommendation store.")
-    parser.add_argument("command", choices=("info", "versions", "rollback"))
-    parser.add_argument(
-        "--store",
-        default=os.environ.get("RECS_STORE"),
-        help="store URL, e.g. sqlite:///Q3b/data/recs.db (default: $RECS_STORE)",
-    )
-    args = parser.parse_args(argv)
-    if not args.store:
-        parser.error("give --store URL or set RECS_STORE")
-    try:
-        store = open_store(args.store, create=False)
-        if args.command == "info":
-            result = store.info()
-        elif args.command == "versions":
-            result = store.versions()
-        else:
-            result = {"current_version": store.rollback()}
-    except Exception as err:  # noqa: BLE001 -- user-facing errors become one line; our bugs keep the traceback
-        if not isinstance(err, (ValueError, LookupError, OSError, StoreBusyError)) and not type(
-            err
-        ).__module__.startswith("psycopg2"):
-            raise
-        print(f"rec_store {args.command}: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,13 +4,17 @@
     python Q3b/recommender.py batch [--plays F --profiles F] [--out recs.parquet] [--store URL]
     python Q3b/recommender.py evaluate [--data-dir DIR] [--max-users 5000]
     python Q3b/recommender.py demo
+    python Q3b/recommender.py serve --store URL --bind 127.0.0.1:8000
+    python Q3b/recommender.py versions|promote VERSION|rollback --store URL
 
-Only argument parsing, printing and exit codes live here; the work is in lastfm_data, neighbours, rec_evaluation.
+Only argument parsing, printing and exit codes live here; the work is in lastfm_data, neighbours, rec_evaluation,
+and for the store and the server in rec_store, rec_api and rec_serve.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import os
@@ -33,6 +37,7 @@ REFERENCE_PROFILES = HERE.parent.parent / "shared" / "data" / "lastfm" / "profil
 
 
 TABLE_SUFFIXES = (".parquet", ".tsv", ".txt")
+STORE_ENV = "RECS_STORE"
 
 
 class UserError(Exception):
@@ -79,6 +84,9 @@ def load_inputs(plays_path, profiles_path, verbose: bool = True):
         profiles, profiles_report = lastfm_data.load_profiles(profiles_path)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    except (OSError, EOFError) as exc:  # e.g. a truncated .gz ("Compressed file ended ...")
+        failed = plays_path if "plays_report" not in locals() else profiles_path
+        raise UserError(f"{failed}: cannot be read to the end ({exc}); fetch or decompress it again") from None
     if verbose:
         print(plays_report.summary())
         print(profiles_report.summary())
@@ -181,28 +189,43 @@ def cmd_batch(args) -> int:
     check_output(out, args.force)  # first: an empty name has no sibling for the fallbacks
     fallback_out = out.with_name(f"{out.stem}_fallbacks{out.suffix}")
     check_output(fallback_out, args.force)
-    store = None
-    if args.store:
-        try:
-            import rec_store
-        except ImportError:
-            raise UserError("--store needs Q3b/rec_store.py, which is not available in this checkout") from None
+    if not args.store:
+        return _batch(args, out, fallback_out, None)
+    import rec_store
+
+    with contextlib.ExitStack() as held:
         try:
             store = rec_store.open_store(args.store)
-        except rec_store.StoreUnreachableError as exc:
+            held.enter_context(store.lock())  # before any work: a second batch stops here, not after minutes
+        except (rec_store.StoreBusyError, rec_store.StoreUnreachableError) as exc:
             raise UserError(f"--store: {exc}") from None
         except (ValueError, OSError, sqlite3.Error) as exc:  # e.g. an unwritable folder, a file that is no database
             raise UserError(f"--store {args.store}: {exc}") from None
+        return _batch(args, out, fallback_out, store)
+
+
+def _batch(args, out: Path, fallback_out: Path, store) -> int:
+    """The batch proper; with ``store`` its writer lock is held by the caller."""
     inputs = _input_paths(args)
     check_not_input((out, fallback_out), inputs)
     start = time.perf_counter()
     plays, profiles = load_inputs(*inputs)
+    if len(plays) == 0:
+        raise UserError(f"{inputs[0]}: no usable row (see the line above); nothing written")
     loaded = time.perf_counter()
     _announce_compilation(plays["user"].nunique() + len(profiles), args.method)
     recommendations, fallbacks = neighbours.build_batch(
         plays, profiles, args.n, progress=_progress(), **_recommend_options(args)
     )
     done = time.perf_counter()
+    prepared = None
+    if store is not None:  # check the batch against the serving contract before any file is written
+        import rec_store
+
+        try:
+            prepared = rec_store.prepare_batch(recommendations, fallbacks)
+        except ValueError as exc:
+            raise UserError(f"the batch cannot be stored: {exc}; nothing written") from None
     _write_table(recommendations, out, args.force)
     _write_table(fallbacks, fallback_out, args.force)
     cover = recommendations.attrs["coverage"]
@@ -214,9 +237,70 @@ def cmd_batch(args) -> int:
     if len(recommendations):
         print("rows by source: " + ", ".join(f"{k} {v:,}" for k, v in recommendations["source"].value_counts().items()))
     if store is not None:
-        version = store.write_version(recommendations, fallbacks)
+        version = store.write_prepared(prepared)
         print(f"stored as version {version} in {args.store}")
     return 0
+
+
+def _open_store(url):
+    """The store at ``url`` for reading (it must exist); errors become a UserError."""
+    import rec_store
+
+    if not url:
+        raise UserError(f"give --store URL or set {STORE_ENV}")
+    try:
+        return rec_store.open_store(url, create=False)
+    except (ValueError, ConnectionError, FileNotFoundError, sqlite3.Error) as exc:
+        raise UserError(f"--store: {exc}") from None
+
+
+def cmd_versions(args) -> int:
+    import rec_api
+
+    store = _open_store(args.store)
+    body, _ = rec_api.ready_body(store)
+    for v in store.versions():
+        mark = "  <- served" if v["current"] else ""
+        print(f"version {v['version']:>5}  written {v['created_at']}  {v['n_users']:>9,} users{mark}")
+    if body.get("status") == "ok":
+        print(f"served version {body['version']} is {body['age_seconds']:,.0f} s old; newest {body['newest_version']}")
+    else:
+        print("no version is served yet")
+    return 0
+
+
+def cmd_promote(args) -> int:
+    import rec_store
+
+    store = _open_store(args.store)
+    try:
+        version = store.rollback() if args.command == "rollback" else store.promote(args.version)
+    except (LookupError, rec_store.StoreBusyError) as exc:  # NoVersionError is a LookupError
+        raise UserError(str(exc)) from None
+    print(f"readers now get version {version}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import rec_serve
+
+    try:
+        return rec_serve.serve(
+            _store_url(args.store),
+            args.bind,
+            workers=args.workers,
+            threads=args.threads,
+            access_log=args.access_log,
+            on_ready=lambda url: print(f"serving {url} (nginx -> gunicorn); Ctrl-C stops", file=sys.stderr, flush=True),
+        )
+    except rec_serve.ServeError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _store_url(url):
+    if not url:
+        raise UserError(f"give --store URL or set {STORE_ENV}")
+    return url
 
 
 EVALUATION_FILES = ("evaluation.csv", "evaluation.png")
@@ -432,6 +516,32 @@ def build_parser() -> argparse.ArgumentParser:
         "replaces its scratch output Q3b/out/demo on every run",
     )
     demo.set_defaults(func=cmd_demo)
+
+    def store_option(p):
+        p.add_argument("--store", default=os.environ.get(STORE_ENV), help=f"store URL (default: ${STORE_ENV})")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP API (nginx in front of gunicorn) until Ctrl-C or SIGTERM",
+        formatter_class=_DefaultsFormatter,
+    )
+    store_option(serve)
+    serve.add_argument("--bind", default="127.0.0.1:8000", help="HOST:PORT nginx listens on")
+    serve.add_argument("--workers", type=_int_at_least(1), default=2, help="gunicorn worker processes")
+    serve.add_argument("--threads", type=_int_at_least(1), default=4, help="threads per worker")
+    serve.add_argument("--access-log", default="-", help="JSON access log file ('-': stdout)")
+    serve.set_defaults(func=cmd_serve)
+
+    versions = sub.add_parser("versions", help="list the versions kept in the store and the one served")
+    store_option(versions)
+    versions.set_defaults(func=cmd_versions)
+    promote = sub.add_parser("promote", help="serve a kept VERSION (roll forward or back)")
+    promote.add_argument("version", type=_int_at_least(1))
+    store_option(promote)
+    promote.set_defaults(func=cmd_promote)
+    rollback = sub.add_parser("rollback", help="serve the newest kept version older than the served one")
+    store_option(rollback)
+    rollback.set_defaults(func=cmd_promote)
     return parser
 
 

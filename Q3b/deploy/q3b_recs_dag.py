@@ -2,7 +2,7 @@
 
 Copy into the Airflow dags folder and set the Airflow Variable ``q3b_repo`` (checkout with .venv) and the
 environment variable RECS_STORE of the workers (e.g. postgresql://recs@db/recs).  Two tasks: the batch writes and
-switches to a new version; the check fails the run if the API's store did not get a version from today.
+switches to a new version; the check fails the run unless the store's newest version was written today.
 """
 
 from datetime import datetime, timedelta
@@ -31,8 +31,8 @@ with DAG(
     check = BashOperator(
         task_id="check_new_version",
         bash_command=(
-            f'cd {REPO} && .venv/bin/python Q3b/rec_store.py info --store "$RECS_STORE"'
-            ' | grep -q "\\"created_at\\": \\"$(date -u +%Y-%m-%d)"'
+            f'cd {REPO} && .venv/bin/python Q3b/recommender.py versions --store "$RECS_STORE"'
+            ' | head -n 1 | grep -q "written $(date -u +%Y-%m-%d)"'
         ),
     )
     batch >> check

