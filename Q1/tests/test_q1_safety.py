@@ -112,7 +112,7 @@ def test_invalid_dsn_is_one_line_exit_2(capsys):
     "argv, message",
     [
         (["--tz", "Mars/Olympus"], "unknown time zone"),
-        (["--window-start", "2017-03-30"], "before the cohort day"),
+        (["--window-start", "2017-03-30"], "before the cohort's first day"),
         (["--no-seed", "--table", "no_such_table"], "does not exist"),
     ],
 )
@@ -129,7 +129,10 @@ def test_cli_default_run_twice_then_json_matches_library(pg_dsn, table_name, cap
     assert "WITH cohort AS" in first and "retained:" in first
     assert q1_cli.main(argv + ["--json", "--list-users"]) == 0  # rerun: reuses the identical seed
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"cohort_date", "cohort_size", "retained_users", "retention_rate", "retained_uids"}
+    assert set(out) == {
+        *("cohort_start", "period", "window_start", "window_end"),
+        *("cohort_size", "retained_users", "retention_rate", "retained_uids"),
+    }
     stored = read_back(conn, table_name)
     expected = pd.concat(generate_events("app"))
     assert len(stored) == len(expected) and set(stored["uid"]) == set(expected["uid"])
@@ -140,11 +143,15 @@ def test_cli_default_run_twice_then_json_matches_library(pg_dsn, table_name, cap
 def test_cli_report_writes_csv_and_png(pg_dsn, table_name, tmp_path, capsys):
     argv = ["--dsn", pg_dsn, "--table", table_name, "--report", "--days", "3", "--out", str(tmp_path)]
     assert q1_cli.main(argv) == 0
-    table = pd.read_csv(tmp_path / "retention_table.csv", index_col="cohort_date")
-    assert list(table.columns) == ["cohort_size", "day_0", "day_1", "day_2", "day_3"]
-    assert (table["day_0"] == 1.0).all()
+    table = pd.read_csv(tmp_path / "retention_table.csv", index_col="cohort_start")
+    assert list(table.columns) == ["cohort_size", "period_0", "period_1", "period_2", "period_3"]
+    cohorts, overall = table.drop(index="all cohorts"), table.loc["all cohorts"]
+    assert (cohorts["period_0"] == 1.0).all() and overall["cohort_size"] == cohorts["cohort_size"].sum() == 1_000
+    known = cohorts["period_3"].notna()
+    weighted = (cohorts["period_3"] * cohorts["cohort_size"])[known].sum() / cohorts["cohort_size"][known].sum()
+    assert overall["period_3"] == pytest.approx(weighted, abs=1e-6)
     assert (tmp_path / "retention_heatmap.png").read_bytes()[:4] == b"\x89PNG"
-    assert "day_3" in capsys.readouterr().out
+    assert "period_3" in capsys.readouterr().out
 
 
 def test_report_out_is_a_file_is_one_line_exit_2_before_seeding(pg_dsn, conn, table_name, tmp_path, capsys):
@@ -177,7 +184,7 @@ def test_report_refuses_to_replace_its_files_without_overwrite(pg_dsn, conn, tab
     assert not csv_path.exists() and png_path.read_bytes() == png_before
 
     assert q1_cli.main(argv + ["--overwrite"]) == 0
-    assert pd.read_csv(csv_path, index_col="cohort_date").columns[-1] == "day_2"
+    assert pd.read_csv(csv_path, index_col="cohort_start").columns[-1] == "period_2"
     assert q1_cli.main(argv + ["--json"]) == 0  # JSON writes no files, so needs no --overwrite
 
 
@@ -195,7 +202,7 @@ def test_report_existing_file_is_refused_before_seeding(pg_dsn, conn, table_name
             ["--cohort-date", "2017-13-01"],
             "sql.py: error: argument --cohort-date: expected a date as YYYY-MM-DD, got '2017-13-01' (see --help)",
         ),
-        (["--days", "x"], "sql.py: error: argument --days: invalid int value: 'x' (see --help)"),
+        (["--days", "x"], "sql.py: error: argument --intervals/--days: invalid int value: 'x' (see --help)"),
         (["--bogus"], "sql.py: error: unrecognized arguments: --bogus (see --help)"),
     ],
 )
@@ -204,3 +211,27 @@ def test_argument_errors_are_one_line_exit_2(capsys, argv, expected):
         q1_cli.main(argv)
     assert exited.value.code == 2
     assert _one_line_error(capsys) == expected  # no usage block
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--tz", "localtime"], "error: unknown time zone 'localtime'; use an IANA name such as UTC or Asia/Hong_Kong"),
+        (["--tz", "posix/Asia/Hong_Kong"], "error: unknown time zone 'posix/Asia/Hong_Kong'; use an IANA name"),
+        (["--report", "--out", "/proc/q1-report"], "error: --out /proc/q1-report: cannot write there ("),
+        (["--table", "events\n"], "error: table name 'events\\n' is not a plain identifier"),
+        (["--user-col", "uid; DROP TABLE x"], "error: --user-col 'uid; DROP TABLE x' is not a plain column name"),
+        (["--mode", "on-or-after", "--window-end", "2017-04-05"], "error: --window-end does not apply with --mode"),
+        (["--returning-event", ""], "error: --returning-event '' is not a usable event name"),
+        (["--timeout", "0"], "sql.py: error: argument --timeout: expected a number of seconds > 0, got '0'"),
+    ],
+)
+def test_bad_options_are_one_line_exit_2_before_seeding(pg_dsn, conn, table_name, capsys, argv, expected):
+    try:
+        code = q1_cli.main(["--dsn", pg_dsn, "--table", table_name, *argv])  # a later --table wins
+    except SystemExit as exited:  # argparse's own errors
+        code = exited.code
+    assert code == 2
+    line = _one_line_error(capsys)
+    assert line.startswith(expected), line
+    assert "\n" not in line and not _table_exists(conn, table_name)
