@@ -469,25 +469,24 @@ def retention_table_sql(query: RetentionQuery, has_tz: bool = False):
         date of the latest event in the table, the same on every row.
     params : dict
     """
-    et, eu, ee = _columns(query, "e")
     t, u, ev = (sql.Identifier(n) for n in (query.time_col, query.user_col, query.event_col))
     cohort_period = _period_of(_local_date(sql.SQL("min({})").format(t), has_tz), query.period)
+    event_period = _period_of(_local_date(t, has_tz), query.period)
     group = sql.SQL("GROUP BY {}").format(u)
     if query.retention == "recurring":
-        group = sql.SQL("GROUP BY {}, {}").format(u, _period_of(_local_date(t, has_tz), query.period))
-    event_period = _period_of(_local_date(et, has_tz), query.period)
-    k = _periods_between(event_period, sql.SQL("c.cohort_start"), query.period)
+        group = sql.SQL("GROUP BY {}, {}").format(u, event_period)
     returning = sql.SQL("")
     if query.returning_events:
-        returning = sql.SQL(" AND {}").format(_event_filter(ee, query.returning_events))
+        returning = sql.SQL(" AND {}").format(_event_filter(ev, query.returning_events))
+    k = _periods_between(sql.SQL("a.period"), sql.SQL("c.cohort_start"), query.period)
     if query.mode == "on":
-        per_user = sql.SQL("SELECT DISTINCT c.cohort_start, c.uid, {k} AS period_number").format(k=k)
-        per_user_filter = sql.SQL("WHERE {k} <= %(intervals)s").format(k=k)
-        per_user_group = sql.SQL("")
+        # (cohort, user, period) rows are unique: activity has one row per user and period, cohort one per user
+        # and cohort period.
+        per_user = sql.SQL("SELECT c.cohort_start, {k} AS period_number").format(k=k)
+        per_user_rest = sql.SQL("WHERE {k} <= %(intervals)s").format(k=k)
     else:
-        per_user = sql.SQL("SELECT c.cohort_start, c.uid, least(max({k}), %(intervals)s) AS period_number").format(k=k)
-        per_user_filter = sql.SQL("")
-        per_user_group = sql.SQL("GROUP BY c.cohort_start, c.uid")
+        per_user = sql.SQL("SELECT c.cohort_start, least(max({k}), %(intervals)s) AS period_number").format(k=k)
+        per_user_rest = sql.SQL("GROUP BY c.cohort_start, c.uid")
     statement = sql.SQL(
         """WITH cohort AS (
     SELECT {u} AS uid, min({t}) AS anchor, {cohort_period} AS cohort_start
@@ -495,12 +494,19 @@ def retention_table_sql(query: RetentionQuery, has_tz: bool = False):
     WHERE {cohort_filter} AND {u} IS NOT NULL AND {t} IS NOT NULL
     {group}
 ),
+activity AS (
+    -- one row per user and period with a returning event: its last one (an event at or after the anchor exists
+    -- in a period exactly when the period's last event is)
+    SELECT {u} AS uid, {event_period} AS period, max({t}) AS last_time
+    FROM {table}
+    WHERE {u} IS NOT NULL AND {t} IS NOT NULL{returning}
+    GROUP BY 1, 2
+),
 per_user AS (
     {per_user}
     FROM cohort AS c
-    JOIN {table} AS e ON {eu} = c.uid AND {et} >= c.anchor{returning}
-    {per_user_filter}
-    {per_user_group}
+    JOIN activity AS a ON a.uid = c.uid AND a.period >= c.cohort_start AND a.last_time >= c.anchor
+    {per_user_rest}
 ),
 cohort_size AS (
     SELECT cohort_start, count(*) AS cohort_size FROM cohort GROUP BY cohort_start
@@ -516,14 +522,12 @@ ORDER BY s.cohort_start, n.period_number"""
         table=table_identifier(query.table),
         u=u,
         t=t,
-        eu=eu,
-        et=et,
         cohort_period=cohort_period,
+        event_period=event_period,
         cohort_filter=_event_filter(ev, query.cohort_events),
         group=group,
         per_user=per_user,
-        per_user_filter=per_user_filter,
-        per_user_group=per_user_group,
+        per_user_rest=per_user_rest,
         returning=returning,
         last_day=_local_date(sql.SQL("max({})").format(t), has_tz),
     )
