@@ -38,6 +38,7 @@ COHORT_EVENT = "FIRST_INSTALL"
 PERIODS = ("day", "week", "month")
 RETENTION_TYPES = ("first", "recurring")
 MODES = ("on", "on-or-after")
+REPORT_WORK_MEM = "64MB"  # PostgreSQL work_mem for the report query
 _NAME = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 _TABLE_NAME = re.compile(rf"{_NAME}(\.{_NAME})?")
 _COLUMN_NAME = re.compile(_NAME)
@@ -468,28 +469,45 @@ def retention_table_sql(query: RetentionQuery, has_tz: bool = False):
         ``period_number``/``users`` are NULL for a cohort with no such activity. ``last_data_day`` is the local
         date of the latest event in the table, the same on every row.
     params : dict
+
+    Notes
+    -----
+    The local periods spanned by the data are listed once (``bounds``) with the instant each begins; an event's
+    period is then ``width_bucket(time, instants)``, a binary search, rather than a time-zone conversion of every
+    event, and period numbers are differences of those indexes. Each user's activity is aggregated per period
+    before the join to the cohorts.
     """
     t, u, ev = (sql.Identifier(n) for n in (query.time_col, query.user_col, query.event_col))
-    cohort_period = _period_of(_local_date(sql.SQL("min({})").format(t), has_tz), query.period)
-    event_period = _period_of(_local_date(t, has_tz), query.period)
+    bucket = sql.SQL("width_bucket({}, (SELECT instants FROM bounds))").format(t)
     group = sql.SQL("GROUP BY {}").format(u)
     if query.retention == "recurring":
-        group = sql.SQL("GROUP BY {}, {}").format(u, event_period)
+        group = sql.SQL("GROUP BY {}, {}").format(u, bucket)
     returning = sql.SQL("")
     if query.returning_events:
         returning = sql.SQL(" AND {}").format(_event_filter(ev, query.returning_events))
-    k = _periods_between(sql.SQL("a.period"), sql.SQL("c.cohort_start"), query.period)
+    k = sql.SQL("(a.period - c.cohort_period)")
     if query.mode == "on":
         # (cohort, user, period) rows are unique: activity has one row per user and period, cohort one per user
         # and cohort period.
-        per_user = sql.SQL("SELECT c.cohort_start, {k} AS period_number").format(k=k)
+        per_user = sql.SQL("SELECT c.cohort_period, {k} AS period_number").format(k=k)
         per_user_rest = sql.SQL("WHERE {k} <= %(intervals)s").format(k=k)
     else:
-        per_user = sql.SQL("SELECT c.cohort_start, least(max({k}), %(intervals)s) AS period_number").format(k=k)
-        per_user_rest = sql.SQL("GROUP BY c.cohort_start, c.uid")
+        per_user = sql.SQL("SELECT c.cohort_period, least(max({k}), %(intervals)s) AS period_number").format(k=k)
+        per_user_rest = sql.SQL("GROUP BY c.cohort_period, c.uid")
+    first_instant = sql.SQL("(p::timestamp AT TIME ZONE %(tz)s)")
+    if not has_tz:
+        first_instant = sql.SQL("({} AT TIME ZONE 'UTC')").format(first_instant)
     statement = sql.SQL(
-        """WITH cohort AS (
-    SELECT {u} AS uid, min({t}) AS anchor, {cohort_period} AS cohort_start
+        """WITH span AS (
+    SELECT {first_period} AS first_period, {last_day} AS last_day FROM {table}
+),
+bounds AS (
+    -- every local period from the first event's to the last event's, and the instant it begins
+    SELECT array_agg(p::date ORDER BY p) AS starts, array_agg({first_instant} ORDER BY p) AS instants
+    FROM span, generate_series(span.first_period, span.last_day, %(step)s::interval) AS p
+),
+cohort AS (
+    SELECT {u} AS uid, min({t}) AS anchor, width_bucket(min({t}), (SELECT instants FROM bounds)) AS cohort_period
     FROM {table}
     WHERE {cohort_filter} AND {u} IS NOT NULL AND {t} IS NOT NULL
     {group}
@@ -497,7 +515,7 @@ def retention_table_sql(query: RetentionQuery, has_tz: bool = False):
 activity AS (
     -- one row per user and period with a returning event: its last one (an event at or after the anchor exists
     -- in a period exactly when the period's last event is)
-    SELECT {u} AS uid, {event_period} AS period, max({t}) AS last_time
+    SELECT {u} AS uid, {bucket} AS period, max({t}) AS last_time
     FROM {table}
     WHERE {u} IS NOT NULL AND {t} IS NOT NULL{returning}
     GROUP BY 1, 2
@@ -505,33 +523,34 @@ activity AS (
 per_user AS (
     {per_user}
     FROM cohort AS c
-    JOIN activity AS a ON a.uid = c.uid AND a.period >= c.cohort_start AND a.last_time >= c.anchor
+    JOIN activity AS a ON a.uid = c.uid AND a.period >= c.cohort_period AND a.last_time >= c.anchor
     {per_user_rest}
 ),
 cohort_size AS (
-    SELECT cohort_start, count(*) AS cohort_size FROM cohort GROUP BY cohort_start
+    SELECT cohort_period, count(*) AS cohort_size FROM cohort GROUP BY cohort_period
 ),
 counts AS (
-    SELECT cohort_start, period_number, count(*) AS users FROM per_user GROUP BY cohort_start, period_number
+    SELECT cohort_period, period_number, count(*) AS users FROM per_user GROUP BY cohort_period, period_number
 )
-SELECT s.cohort_start, s.cohort_size, n.period_number, n.users,
-       (SELECT {last_day} FROM {table}) AS last_data_day
-FROM cohort_size AS s LEFT JOIN counts AS n USING (cohort_start)
-ORDER BY s.cohort_start, n.period_number"""
+SELECT (SELECT starts[s.cohort_period] FROM bounds) AS cohort_start, s.cohort_size, n.period_number, n.users,
+       (SELECT last_day FROM span) AS last_data_day
+FROM cohort_size AS s LEFT JOIN counts AS n USING (cohort_period)
+ORDER BY s.cohort_period, n.period_number"""
     ).format(
         table=table_identifier(query.table),
         u=u,
         t=t,
-        cohort_period=cohort_period,
-        event_period=event_period,
+        bucket=bucket,
+        first_period=_period_of(_local_date(sql.SQL("min({})").format(t), has_tz), query.period),
+        last_day=_local_date(sql.SQL("max({})").format(t), has_tz),
+        first_instant=first_instant,
         cohort_filter=_event_filter(ev, query.cohort_events),
         group=group,
         per_user=per_user,
         per_user_rest=per_user_rest,
         returning=returning,
-        last_day=_local_date(sql.SQL("max({})").format(t), has_tz),
     )
-    params = {"tz": query.tz, "intervals": query.intervals}
+    params = {"tz": query.tz, "intervals": query.intervals, "step": f"1 {query.period}"}
     return statement, params
 
 
@@ -553,6 +572,9 @@ def retention_table(conn, query: RetentionQuery) -> pd.DataFrame:
     has_tz = time_column_has_tz(conn, query)
     statement, params = retention_table_sql(query, has_tz)
     with conn.cursor() as cur:
+        # The per-user, per-period aggregate of a 10M-event table spills to disk at the default 4 MB; SET LOCAL
+        # lasts until this transaction ends.
+        cur.execute("SET LOCAL work_mem = %s", (REPORT_WORK_MEM,))
         cur.execute(statement, params)
         rows = cur.fetchall()
     n = query.intervals

@@ -1,7 +1,7 @@
 """Q1 benchmark: the cohort query on an indexed and an unindexed events table, the previous query form, and the
 weekly report, measured side by side in one run on one server; writes its section of Q1/RESULTS.md.
 
-    make bench-q1                                   # 10M events (about 2 minutes to seed), the issue's size
+    make bench-q1                                   # 10M events (about a minute to seed)
     make bench-q1 ARGS="--events 1000000"           # quick
 
 Without --dsn/DATABASE_URL/PG* it uses the embedded PostgreSQL (temporary, fsync off: see pg_server.py). The
@@ -137,7 +137,9 @@ def main(argv=None) -> int:
     p.add_argument("--events", type=int, default=10_000_000, help="events in the main table (default 10M)")
     p.add_argument("--small-events", type=int, default=100_000, help="table for the full previous-form run")
     p.add_argument("--previous-timeout", type=float, default=120, help="seconds the previous form may run at --events")
-    p.add_argument("--repeat", type=int, default=3, help="timed runs per form; median reported (default 3)")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="timed runs per cohort query; median (default 3; reports once)"
+    )
     p.add_argument("--dsn", help="server to use (default: DATABASE_URL, PG* env, else embedded)")
     p.add_argument("--results", type=Path, default=Q1_DIR / "RESULTS.md")
     args = p.parse_args(argv)
@@ -178,16 +180,16 @@ def main(argv=None) -> int:
         else:
             row("previous form, unindexed table", previous_s, previous, f"{previous_s / unindexed_s:.0f}x ours")
         report_query = RetentionQuery(table=table, period="week", intervals=4)
-        report_s, report = timed(lambda: retention_table(conn, report_query), args.repeat)
+        report_s, report = timed(lambda: retention_table(conn, report_query))
         row("weekly report (4 weeks), unindexed table", report_s, f"{len(report)} cohorts")
-        daily_s, daily = timed(lambda: retention_table(conn, RetentionQuery(table=table, intervals=7)), args.repeat)
+        daily_s, daily = timed(lambda: retention_table(conn, RetentionQuery(table=table, intervals=7)))
         row("daily report (7 days), unindexed table", daily_s, f"{len(daily)} cohorts")
         for statement in index_statements(RetentionQuery(table=table)):
             with conn.cursor() as cur:
                 cur.execute(statement)
         conn.commit()
         vacuum_analyze(conn, table)
-        report_ix_s, _ = timed(lambda: retention_table(conn, report_query), args.repeat)
+        report_ix_s, _ = timed(lambda: retention_table(conn, report_query))
         row("weekly report (4 weeks), indexed table", report_ix_s, f"{len(report)} cohorts")
 
         small = "bench_small"

@@ -1,4 +1,4 @@
-"""The app-like generator has the shape the issue asks for, checked with the pandas reference."""
+"""The app-like generator has the shape of a mobile app's analytics, checked with the pandas reference."""
 
 import datetime as dt
 

@@ -1,9 +1,11 @@
 """The SQL answers against hand-checked events and against the pandas reference on generated events."""
 
 import datetime as dt
+import uuid
 
 import numpy as np
 import pandas as pd
+import psycopg2.extras
 import pytest
 
 from event_generator import generate_events
@@ -119,3 +121,33 @@ def test_report_cell_equals_single_day_cohort_query(conn, table_name):
         one_day = cohort_retention(conn, RetentionQuery(D, day, day, table=table_name))
         assert one_day.cohort_size == table.loc[D, "cohort_size"]
         assert one_day.retained_users == round(table.loc[D, f"period_{k}"] * one_day.cohort_size)
+
+
+@pytest.mark.parametrize(
+    "uid_type, to_uid", [("bigint", lambda i: 10**12 + i), ("uuid", lambda i: str(uuid.UUID(int=i)))]
+)
+def test_other_column_names_and_uid_types_match_reference(conn, table_name, uid_type, to_uid):
+    """A table laid out like an analytics export: ts timestamptz, user_id bigint or uuid, action text."""
+    events = pd.concat(generate_events("app")).reset_index(drop=True)
+    numbers = {uid: i for i, uid in enumerate(sorted(events["uid"].unique()))}
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE TABLE "{table_name}" (ts timestamptz, user_id {uid_type}, action text)')
+        rows = [(t.to_pydatetime().replace(tzinfo=dt.timezone.utc), to_uid(numbers[u]), e) for t, u, e in events.values]
+        psycopg2.extras.execute_values(cur, f'INSERT INTO "{table_name}" VALUES %s', rows)
+    conn.commit()
+    frame = pd.DataFrame(
+        {
+            "ts": events["time"],
+            "user_id": [str(to_uid(numbers[u])) for u in events["uid"]],
+            "action": events["event_name"],
+        }
+    )
+    columns = {"time_col": "ts", "user_col": "user_id", "event_col": "action", "table": table_name}
+    query = RetentionQuery(D, tz="Asia/Hong_Kong", returning_events=("APP_OPEN",), **columns)
+    result = cohort_retention(conn, query, list_users=True)
+    assert (result.cohort_uids, result.retained_uids) == cohort_retention_reference(frame, query)
+    assert len(result.retained_uids) > 10 and all(isinstance(u, str) for u in result.retained_uids)
+    report_query = RetentionQuery(period="week", intervals=2, mode="on-or-after", **columns)
+    pd.testing.assert_frame_equal(
+        retention_table(conn, report_query), retention_table_reference(frame, report_query), check_dtype=False
+    )

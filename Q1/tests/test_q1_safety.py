@@ -235,3 +235,32 @@ def test_bad_options_are_one_line_exit_2_before_seeding(pg_dsn, conn, table_name
     line = _one_line_error(capsys)
     assert line.startswith(expected), line
     assert "\n" not in line and not _table_exists(conn, table_name)
+
+
+def test_list_users_prints_whole_bigint_uids(pg_dsn, conn, table_name, capsys):
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE TABLE "{table_name}" (time timestamp, uid bigint, event_name text)')
+        cur.execute(
+            f"""INSERT INTO "{table_name}" VALUES ('2017-04-01 10:00', 9007199254740993, 'FIRST_INSTALL'),
+                ('2017-04-03 10:00', 9007199254740993, 'APP_OPEN'), ('2017-04-01 11:00', 12, 'FIRST_INSTALL')"""
+        )
+    conn.commit()
+    argv = ["--dsn", pg_dsn, "--table", table_name, "--no-seed", "--list-users"]
+    assert q1_cli.main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "retained uids: 9007199254740993"
+    assert q1_cli.main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["retained_uids"] == ["9007199254740993"] and (out["cohort_size"], out["retained_users"]) == (2, 1)
+
+
+@pytest.mark.slow
+def test_report_over_3000_days_works_and_keeps_the_png_small(pg_dsn, table_name, tmp_path, capsys):
+    argv = ["--dsn", pg_dsn, "--table", table_name, "--report", "--days", "3000", "--out", str(tmp_path), "--json"]
+    assert q1_cli.main(argv) == 0
+    cohorts = json.loads(capsys.readouterr().out)["cohorts"]
+    assert len(cohorts) == 10 and len(cohorts[0]) == 3_003  # cohort_start, cohort_size, period_0..period_3000
+    assert q1_cli.main(argv[:-1]) == 0
+    header = (tmp_path / "retention_heatmap.png").read_bytes()[:24]
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    assert width <= 2_400 and height <= 3_000
+    assert pd.read_csv(tmp_path / "retention_table.csv", index_col="cohort_start").shape == (11, 3_002)
