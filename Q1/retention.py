@@ -445,18 +445,6 @@ def _period_of(local_date: sql.Composable, period: str) -> sql.Composable:
     return sql.SQL("date_trunc({}, {}::timestamp)::date").format(sql.Literal(period), local_date)
 
 
-def _periods_between(later: sql.Composable, earlier: sql.Composable, period: str) -> sql.Composable:
-    """SQL for the number of whole periods from period start ``earlier`` to period start ``later``."""
-    if period == "day":
-        return sql.SQL("({} - {})").format(later, earlier)
-    if period == "week":
-        return sql.SQL("(({} - {}) / 7)").format(later, earlier)
-    return sql.SQL(
-        "((extract(year FROM {l})::int * 12 + extract(month FROM {l})::int) "
-        "- (extract(year FROM {e})::int * 12 + extract(month FROM {e})::int))"
-    ).format(l=later, e=earlier)
-
-
 def retention_table_sql(query: RetentionQuery, has_tz: bool = False):
     """Build the cohort-table query (every cohort in the data, periods 0..N).
 

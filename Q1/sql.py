@@ -308,11 +308,13 @@ def run(args, query: RetentionQuery) -> None:
             hint = None if args.report else missing_index_hint(conn, query)
             if hint:
                 status(hint)
+                args.hint_shown = True
             (answer_report if args.report else answer_cohort)(conn, query, args)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    args.hint_shown = False
     try:
         # Validate everything before starting a server, so a typo costs no seed.
         query = build_query(args)
@@ -341,17 +343,15 @@ def main(argv=None) -> int:
             if args.timeout and "statement timeout" in reason:
                 print(
                     f"error: the query ran longer than --timeout {args.timeout:g} s and was cancelled on the server; "
-                    "raise --timeout, or see the index hint above",
+                    + ("raise --timeout, or see the index hint above" if args.hint_shown else "raise --timeout"),
                     file=sys.stderr,
                 )
             else:
                 print(f"error: PostgreSQL cancelled the query ({reason})", file=sys.stderr)
             return 2
         name = signal.Signals(signum).name
-        print(
-            f"stopped by {name}: the running query was cancelled; nothing was committed by an unfinished seed",
-            file=sys.stderr,
-        )
+        seed_note = "" if args.no_seed else "; nothing was committed by an unfinished seed"
+        print(f"stopped by {name}: the running query was cancelled on the server{seed_note}", file=sys.stderr)
         return 128 + signum
     finally:
         for signum, handler in handlers.items():
