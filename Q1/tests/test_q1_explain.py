@@ -9,6 +9,8 @@ from event_generator import app_events
 from retention import RetentionQuery, cohort_retention, cohort_retention_sql, missing_index_hint
 from seed import seed_events
 
+pytestmark = pytest.mark.slow  # every test here runs on the embedded PostgreSQL
+
 
 def _plan_nodes(node, parent=""):
     yield node, parent
@@ -25,7 +27,6 @@ def _explain(conn, query):
     return list(_plan_nodes(plan[0]["Plan"]))
 
 
-@pytest.mark.slow
 def test_cohort_query_plans_with_and_without_indexes(conn, table_name):
     seed_events(conn, table_name, app_events(1_000_000, 100_000), stamp={"explain": table_name})
     query = RetentionQuery(table=table_name, tz="Asia/Hong_Kong")

@@ -12,6 +12,8 @@ from q1_testing import load_events, read_back
 from retention import MODES, PERIODS, RETENTION_TYPES, RetentionQuery, cohort_retention, retention_table
 from retention_reference import cohort_retention_reference, retention_table_reference
 
+pytestmark = pytest.mark.slow  # every test here runs on the embedded PostgreSQL
+
 # Each base day sits next to daylight-saving changes of some zones below, several of them at local midnight
 # (Havana and Beirut skip 00:00-01:00, Asuncion and Santiago repeat 23:00-24:00), so day, week and month bounds fall
 # in gaps and folds. Kathmandu (+05:45) and Kiritimati (+14) test odd and extreme offsets.
@@ -119,7 +121,6 @@ def _on(query: RetentionQuery, table: str) -> RetentionQuery:
     return RetentionQuery(**{**fields, "table": table})
 
 
-@pytest.mark.slow
 @SETTINGS
 @given(case=questions())
 def test_cohort_users_match_reference(conn, table_name, fresh_table, case):
@@ -130,7 +131,6 @@ def test_cohort_users_match_reference(conn, table_name, fresh_table, case):
     assert (result.cohort_uids, result.retained_uids) == cohort_retention_reference(stored, query)
 
 
-@pytest.mark.slow
 @SETTINGS
 @given(case=questions())
 def test_retention_table_matches_reference(conn, table_name, fresh_table, case):

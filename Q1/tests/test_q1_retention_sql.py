@@ -13,6 +13,8 @@ from q1_testing import events_frame, load_events, read_back
 from retention import RetentionQuery, cohort_retention, retention_table
 from retention_reference import cohort_retention_reference, retention_table_reference
 
+pytestmark = pytest.mark.slow  # every test here runs on the embedded PostgreSQL
+
 D = dt.date(2017, 4, 1)
 
 # Hand-checked: cohort 2017-04-01 UTC is {late, midnight, never_back, boundary}; retained (04-02..04-08) is

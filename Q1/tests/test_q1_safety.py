@@ -25,6 +25,7 @@ def _table_exists(conn, table):
         return cur.fetchone()[0]
 
 
+@pytest.mark.slow
 def test_refuses_non_empty_foreign_table_and_leaves_it_intact(conn, table_name):
     with conn.cursor() as cur:
         cur.execute(f'CREATE TABLE "{table_name}" (time timestamp, uid text, event_name text, note text)')
@@ -37,6 +38,7 @@ def test_refuses_non_empty_foreign_table_and_leaves_it_intact(conn, table_name):
         assert cur.fetchall() == [("keep me",)]
 
 
+@pytest.mark.slow
 def test_replace_reseeds_and_identical_rerun_reuses(conn, table_name):
     load_events(conn, table_name, events_frame([("2017-04-01 00:00:00", "old", "A")]))
     report = seed_events(conn, table_name, [ROWS], stamp={"v": 2}, replace=True)
@@ -46,6 +48,7 @@ def test_replace_reseeds_and_identical_rerun_reuses(conn, table_name):
     assert again.action == "reused" and _count(conn, table_name) == 2
 
 
+@pytest.mark.slow
 def test_fills_existing_empty_table_without_touching_its_schema(conn, table_name):
     with conn.cursor() as cur:
         cur.execute(f'CREATE TABLE "{table_name}" (time timestamp, uid text, event_name text)')
@@ -59,6 +62,7 @@ def test_fills_existing_empty_table_without_touching_its_schema(conn, table_name
     assert _count(conn, table_name) == 2
 
 
+@pytest.mark.slow
 def test_failure_mid_seed_leaves_no_table(conn, table_name):
     def frames_then_failure():
         yield ROWS
@@ -69,6 +73,7 @@ def test_failure_mid_seed_leaves_no_table(conn, table_name):
     assert not _table_exists(conn, table_name)
 
 
+@pytest.mark.slow
 def test_hostile_table_name_is_refused_and_nothing_runs(conn, table_name, pg_dsn, capsys):
     load_events(conn, table_name, ROWS)
     code = q1_cli.main(["--dsn", pg_dsn, "--table", f"x; DROP TABLE {table_name}"])
@@ -116,12 +121,14 @@ def test_invalid_dsn_is_one_line_exit_2(capsys):
         (["--no-seed", "--table", "no_such_table"], "does not exist"),
     ],
 )
+@pytest.mark.slow
 def test_user_mistakes_are_one_line_exit_2(pg_dsn, capsys, argv, message):
     assert q1_cli.main(["--dsn", pg_dsn, *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_default_run_twice_then_json_matches_library(pg_dsn, table_name, capsys, conn):
     argv = ["--dsn", pg_dsn, "--table", table_name]
     assert q1_cli.main(argv) == 0
@@ -140,6 +147,7 @@ def test_cli_default_run_twice_then_json_matches_library(pg_dsn, table_name, cap
     assert out["retention_rate"] == pytest.approx(out["retained_users"] / out["cohort_size"])
 
 
+@pytest.mark.slow
 def test_cli_report_writes_csv_and_png(pg_dsn, table_name, tmp_path, capsys):
     argv = ["--dsn", pg_dsn, "--table", table_name, "--report", "--days", "3", "--out", str(tmp_path)]
     assert q1_cli.main(argv) == 0
@@ -154,6 +162,7 @@ def test_cli_report_writes_csv_and_png(pg_dsn, table_name, tmp_path, capsys):
     assert "period_3" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_report_out_is_a_file_is_one_line_exit_2_before_seeding(pg_dsn, conn, table_name, tmp_path, capsys):
     a_file = tmp_path / "passwd"
     a_file.write_text("root:x:0:0\n")
@@ -165,6 +174,7 @@ def test_report_out_is_a_file_is_one_line_exit_2_before_seeding(pg_dsn, conn, ta
     assert not _table_exists(conn, table_name)  # refused before seeding
 
 
+@pytest.mark.slow
 def test_report_refuses_to_replace_its_files_without_overwrite(pg_dsn, conn, table_name, tmp_path, capsys):
     argv = ["--dsn", pg_dsn, "--table", table_name, "--report", "--days", "2", "--out", str(tmp_path)]
     assert q1_cli.main(argv) == 0
@@ -188,6 +198,7 @@ def test_report_refuses_to_replace_its_files_without_overwrite(pg_dsn, conn, tab
     assert q1_cli.main(argv + ["--json"]) == 0  # JSON writes no files, so needs no --overwrite
 
 
+@pytest.mark.slow
 def test_report_existing_file_is_refused_before_seeding(pg_dsn, conn, table_name, tmp_path, capsys):
     (tmp_path / "retention_heatmap.png").write_bytes(b"mine")
     code = q1_cli.main(["--dsn", pg_dsn, "--table", table_name, "--report", "--out", str(tmp_path)])
@@ -226,6 +237,7 @@ def test_argument_errors_are_one_line_exit_2(capsys, argv, expected):
         (["--timeout", "0"], "sql.py: error: argument --timeout: expected a number of seconds > 0, got '0'"),
     ],
 )
+@pytest.mark.slow
 def test_bad_options_are_one_line_exit_2_before_seeding(pg_dsn, conn, table_name, capsys, argv, expected):
     try:
         code = q1_cli.main(["--dsn", pg_dsn, "--table", table_name, *argv])  # a later --table wins
@@ -237,6 +249,7 @@ def test_bad_options_are_one_line_exit_2_before_seeding(pg_dsn, conn, table_name
     assert "\n" not in line and not _table_exists(conn, table_name)
 
 
+@pytest.mark.slow
 def test_list_users_prints_whole_bigint_uids(pg_dsn, conn, table_name, capsys):
     with conn.cursor() as cur:
         cur.execute(f'CREATE TABLE "{table_name}" (time timestamp, uid bigint, event_name text)')

@@ -15,6 +15,8 @@ import sql as q1_cli
 from pg_server import APPLICATION_NAME, remove_abandoned_servers
 from q1_testing import events_frame, load_events
 
+pytestmark = pytest.mark.slow  # every test here runs on the embedded PostgreSQL
+
 Q1_DIR = Path(__file__).resolve().parents[1]
 ROWS = events_frame([(f"2017-04-0{1 + i % 3} 10:00:00", f"u{i % 7}", "FIRST_INSTALL") for i in range(60)])
 
@@ -53,7 +55,6 @@ def _wait_for(predicate, seconds):
     return False
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_cancels_the_query_on_the_server(pg_dsn, conn, slow_view, signum):
     run = subprocess.Popen(
@@ -77,7 +78,6 @@ def test_signal_cancels_the_query_on_the_server(pg_dsn, conn, slow_view, signum)
     assert _wait_for(lambda: not _our_queries(conn, slow_view), 5)
 
 
-@pytest.mark.slow
 def test_timeout_is_one_line_exit_2(pg_dsn, conn, slow_view, capsys):
     started = time.monotonic()
     code = q1_cli.main(["--dsn", pg_dsn, "--no-seed", "--table", slow_view, "--timeout", "1"])
@@ -91,7 +91,6 @@ def test_timeout_is_one_line_exit_2(pg_dsn, conn, slow_view, capsys):
     assert _wait_for(lambda: not _our_queries(conn, slow_view), 5)
 
 
-@pytest.mark.slow
 def test_server_of_a_killed_run_is_removed_by_the_next(tmp_path):
     script = "from pg_server import embedded_server\nwith embedded_server() as uri:\n    print(uri, flush=True)\n"
     script += "    import time; time.sleep(300)\n"
