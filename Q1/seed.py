@@ -26,7 +26,7 @@ import pyarrow.csv as pa_csv
 from psycopg2 import sql
 from tqdm import tqdm
 
-from retention import COHORT_EVENT, table_identifier, time_column_has_tz
+from retention import RetentionQuery, index_statements, table_identifier, time_column_has_tz
 
 STAMP_PREFIX = "offsite-test Q1 seed "
 
@@ -42,25 +42,6 @@ class SeedReport:
     action: str  # "created", "replaced", "filled existing empty table" or "reused"
     rows: int = 0
     seconds: dict = field(default_factory=dict)
-
-
-def index_statements(table: str, cohort_event: str = COHORT_EVENT) -> list[sql.Composed]:
-    """CREATE INDEX statements the retention queries use: install-day scan and per-user probes.
-
-    A partial ``(time) INCLUDE (uid) WHERE event_name = cohort_event`` index finds the cohort, and users who
-    installed earlier, with index-only range scans; it holds one entry per install, not per event, so it is
-    cheap to build. ``(uid, time)`` answers "any event in the window?" with one probe per cohort user.
-    """
-    ident = table_identifier(table)
-    base = table.rpartition(".")[2]
-    return [
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (time) INCLUDE (uid) WHERE event_name = {}").format(
-            sql.Identifier(f"{base}_install_time_idx"), ident, sql.Literal(cohort_event)
-        ),
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (uid, time)").format(
-            sql.Identifier(f"{base}_uid_time_idx"), ident
-        ),
-    ]
 
 
 def events_to_csv(frame: pd.DataFrame) -> bytes:
@@ -167,7 +148,7 @@ def seed_events(
                         f"table {table} already exists and has rows; pass --replace to drop and re-seed it, "
                         f"--no-seed to query it as it is, or --table to seed another table"
                     )
-                time_column_has_tz(conn, table)
+                time_column_has_tz(conn, RetentionQuery(table=table))
                 started = time.perf_counter()
                 rows = copy_events(cur, table, frames, total)
                 seconds["copy"] = time.perf_counter() - started
@@ -186,7 +167,7 @@ def seed_events(
             rows = copy_events(cur, table, frames, total, freeze=True)
             seconds["copy"] = time.perf_counter() - started
             started = time.perf_counter()
-            for statement in index_statements(table):
+            for statement in index_statements(RetentionQuery(table=table)):
                 cur.execute(statement)
             cur.execute(sql.SQL("COMMENT ON TABLE {} IS %s").format(ident), (stamp_text,))
             seconds["indexes"] = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""The app-like generator has the shape the issue asks for, checked with the pandas reference."""
+"""The app-like generator has the shape of a mobile app's analytics, checked with the pandas reference."""
 
 import datetime as dt
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from event_generator import APP_EVENT_NAMES, app_events, generate_events, uniform_events
-from retention import RetentionTableQuery
+from retention import RetentionQuery
 from retention_reference import retention_table_reference
 
 
@@ -27,10 +27,10 @@ def test_exact_counts_one_install_first(app):
 
 
 def test_retention_curve_looks_like_an_app(app):
-    table = retention_table_reference(app, RetentionTableQuery(days=7))
+    table = retention_table_reference(app, RetentionQuery(intervals=7))
     weights = table["cohort_size"]
-    day1 = (table["day_1"] * weights).sum() / weights[table["day_1"].notna()].sum()
-    day7 = (table["day_7"] * weights).sum() / weights[table["day_7"].notna()].sum()
+    day1 = (table["period_1"] * weights).sum() / weights[table["period_1"].notna()].sum()
+    day7 = (table["period_7"] * weights).sum() / weights[table["period_7"].notna()].sum()
     assert 0.25 <= day1 <= 0.45 and 0.08 <= day7 <= 0.20, (day1, day7)
     assert table["cohort_size"].min() > 1_000  # installs spread over every day of the range
 

@@ -1,4 +1,4 @@
-"""Property: on random event sets the SQL and the independent pandas reference name the same users."""
+"""Property: on random event sets and random questions the SQL and the independent pandas reference agree."""
 
 import datetime as dt
 import zoneinfo
@@ -9,70 +9,102 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from q1_testing import load_events, read_back
-from retention import RetentionQuery, RetentionTableQuery, cohort_retention, retention_table
+from retention import MODES, PERIODS, RETENTION_TYPES, RetentionQuery, cohort_retention, retention_table
 from retention_reference import cohort_retention_reference, retention_table_reference
 
-BASE = dt.datetime(2017, 4, 1)
-# Whole-hour, half-hour and +14h offsets; none has a DST change at local midnight (see README limitations).
-ZONES = ["UTC", "Asia/Hong_Kong", "America/New_York", "Australia/Adelaide", "Pacific/Kiritimati", "Asia/Kathmandu"]
-NAMES = ["FIRST_INSTALL", "FIRST_INSTALL", "APP_OPEN", "A"]
+pytestmark = pytest.mark.slow  # every test here runs on the embedded PostgreSQL
+
+# Each base day sits next to daylight-saving changes of some zones below, several of them at local midnight
+# (Havana and Beirut skip 00:00-01:00, Asuncion and Santiago repeat 23:00-24:00), so day, week and month bounds fall
+# in gaps and folds. Kathmandu (+05:45) and Kiritimati (+14) test odd and extreme offsets.
+BASES = [dt.datetime(2017, 3, 12), dt.datetime(2017, 3, 26), dt.datetime(2017, 4, 1), dt.datetime(2017, 5, 13)]
+ZONES = [
+    "UTC",
+    "America/Havana",
+    "Asia/Beirut",
+    "America/Asuncion",
+    "America/Santiago",
+    "America/New_York",
+    "Europe/London",
+    "Australia/Adelaide",
+    "Asia/Kathmandu",
+    "Pacific/Kiritimati",
+]
+NAMES = ["FIRST_INSTALL", "FIRST_INSTALL", "first_open", "APP_OPEN", "A"]
+SPREAD_DAYS = {"day": (-1, 7), "week": (-8, 16), "month": (-35, 45)}
 SETTINGS = settings(
-    max_examples=100,
+    max_examples=60,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 
-def _boundary_seconds(tz: str) -> list[int]:
-    """Seconds of the UTC day at which local midnight falls in ``tz``, and one second either side; plus UTC's own."""
-    offset = int(zoneinfo.ZoneInfo(tz).utcoffset(BASE).total_seconds())
-    midnight = (-offset) % 86_400
-    return [0, 1, 86_399, 15 * 3600, midnight, (midnight - 1) % 86_400, (midnight + 1) % 86_400]
-
-
-def _edge_instants(tz: str, days) -> list[dt.datetime]:
-    """Naive-UTC instants of local midnight of each day in ``tz``, and the second before each."""
-    midnights = [
-        dt.datetime.combine(d, dt.time(), zoneinfo.ZoneInfo(tz)).astimezone(dt.timezone.utc).replace(tzinfo=None)
-        for d in days
-    ]
-    return midnights + [m - dt.timedelta(seconds=1) for m in midnights]
+def _midnights(tz: str, days) -> list[dt.datetime]:
+    """Naive-UTC instants at which each local day in ``tz`` begins (the first instant of the day when midnight is
+    skipped), and the second before each."""
+    zone = zoneinfo.ZoneInfo(tz)
+    starts = []
+    for d in days:
+        local = dt.datetime.combine(d, dt.time(), zone)
+        utc = local.astimezone(dt.timezone.utc)
+        if utc.astimezone(zone).date() != d:  # midnight is in a gap: the day begins when the clock jumps
+            utc = dt.datetime.combine(d, dt.time(1), zone).astimezone(dt.timezone.utc)
+        starts.append(utc.replace(tzinfo=None))
+    return starts + [s - dt.timedelta(seconds=1) for s in starts]
 
 
 @st.composite
-def event_sets(draw):
+def questions(draw):
+    """(events, RetentionQuery without a table): a small event set and a question whose edges it often touches."""
+    base = draw(st.sampled_from(BASES))
     tz = draw(st.sampled_from(ZONES))
-    cohort = BASE.date() + dt.timedelta(days=draw(st.integers(-1, 2)))
-    start = cohort + dt.timedelta(days=draw(st.integers(0, 2)))
-    end = start + dt.timedelta(days=draw(st.integers(0, 3)))
-    uid = st.sampled_from([f"u{i}" for i in range(5)])
-    second = st.one_of(st.sampled_from(_boundary_seconds(tz)), st.integers(0, 86_399))
-    # Days and windows share a narrow range so events often sit near a window or cohort edge.
-    anywhere = st.builds(lambda d, s: BASE + dt.timedelta(days=d, seconds=s), st.integers(-1, 7), second)
-    on_edge = st.sampled_from(
-        _edge_instants(tz, [cohort, cohort + dt.timedelta(days=1), start, end + dt.timedelta(days=1)])
+    period = draw(st.sampled_from(PERIODS))
+    mode = draw(st.sampled_from(MODES))
+    cohort = base.date() + dt.timedelta(days=draw(st.integers(-1, 2)))
+    first = RetentionQuery(cohort, period=period, tz=tz).cohort_period[0]
+    window_start = window_end = None
+    if draw(st.booleans()):  # an explicit window; else the defaults (next period .. period N)
+        window_start = first + dt.timedelta(days=draw(st.integers(0, 9)))
+        if mode == "on":
+            window_end = window_start + dt.timedelta(days=draw(st.integers(0, 9)))
+    query = RetentionQuery(
+        cohort,
+        window_start,
+        window_end,
+        tz=tz,
+        cohort_events=draw(st.sampled_from([("FIRST_INSTALL",), ("FIRST_INSTALL", "first_open")])),
+        returning_events=draw(st.sampled_from([(), ("APP_OPEN",), ("APP_OPEN", "A")])),
+        period=period,
+        intervals=draw(st.integers(0, 4)),
+        retention=draw(st.sampled_from(RETENTION_TYPES)),
+        mode=mode,
     )
-    name = st.sampled_from(NAMES)
-    cohort_midnight = _edge_instants(tz, [cohort])[0]
-    on_cohort_day = st.builds(lambda s: cohort_midnight + dt.timedelta(seconds=s), st.integers(0, 86_399))
-    # Installs are drawn apart (several on the cohort day) so most examples have a cohort worth checking.
-    installs = st.lists(st.tuples(st.one_of(on_cohort_day, anywhere), uid, st.just("FIRST_INSTALL")), max_size=8)
+    low, high = SPREAD_DAYS[period]
+    anywhere = st.builds(
+        lambda d, s: base + dt.timedelta(days=d, seconds=s), st.integers(low, high), st.integers(0, 86_399)
+    )
+    edges = [first, query.cohort_period[1], query.window_start]
+    edges += [] if query.window_end is None else [query.window_end + dt.timedelta(days=1)]
+    on_edge = st.sampled_from(_midnights(tz, edges))
+    uid = st.sampled_from([f"u{i}" for i in range(5)])
+    installs = st.lists(st.tuples(st.one_of(on_edge, anywhere), uid, st.sampled_from(NAMES[:3])), max_size=8)
     install_rows = draw(installs)
     # Edge events mostly go to installed users: an off-by-one at a window edge only shows on a cohort member.
     edge_uid = st.sampled_from(sorted({u for _, u, _ in install_rows})) if install_rows else uid
+    name = st.sampled_from(NAMES)
     rows = (
         install_rows
         + draw(st.lists(st.tuples(on_edge, edge_uid, name), max_size=8))
         + draw(st.lists(st.tuples(anywhere, uid, name), min_size=1, max_size=12))
     )
     events = pd.DataFrame(rows, columns=["time", "uid", "event_name"]).astype({"time": "datetime64[s]"})
-    return events, tz, cohort, start, end
+    return events, query
 
 
 @pytest.fixture
 def fresh_table(conn, table_name):
-    """Drops the test's own table between hypothesis examples."""
+    """Loads a hypothesis example into the test's own table (dropped between examples); returns the stored rows."""
 
     def reset(events):
         with conn.cursor() as cur:
@@ -84,22 +116,27 @@ def fresh_table(conn, table_name):
     return reset
 
 
+def _on(query: RetentionQuery, table: str) -> RetentionQuery:
+    fields = {name: getattr(query, name) for name in query.__dataclass_fields__}
+    return RetentionQuery(**{**fields, "table": table})
+
+
 @SETTINGS
-@given(case=event_sets())
+@given(case=questions())
 def test_cohort_users_match_reference(conn, table_name, fresh_table, case):
-    events, tz, cohort, start, end = case
+    events, query = case
     stored = fresh_table(events)
-    query = RetentionQuery(cohort, start, end, tz=tz, table=table_name)
+    query = _on(query, table_name)
     result = cohort_retention(conn, query, list_users=True)
     assert (result.cohort_uids, result.retained_uids) == cohort_retention_reference(stored, query)
 
 
 @SETTINGS
-@given(case=event_sets(), days=st.integers(0, 9))
-def test_retention_table_matches_reference(conn, table_name, fresh_table, case, days):
-    events, tz, *_ = case
+@given(case=questions())
+def test_retention_table_matches_reference(conn, table_name, fresh_table, case):
+    events, query = case
     stored = fresh_table(events)
-    query = RetentionTableQuery(days=days, tz=tz, table=table_name)
+    query = _on(query, table_name)
     expected = retention_table_reference(stored, query)
     got = retention_table(conn, query)
     if expected.empty:

@@ -1,16 +1,19 @@
 """The SQL answers against hand-checked events and against the pandas reference on generated events."""
 
 import datetime as dt
+import uuid
 
 import numpy as np
 import pandas as pd
+import psycopg2.extras
 import pytest
 
 from event_generator import generate_events
 from q1_testing import events_frame, load_events, read_back
-from retention import RetentionQuery, RetentionTableQuery, cohort_retention, retention_table
+from retention import RetentionQuery, cohort_retention, retention_table
 from retention_reference import cohort_retention_reference, retention_table_reference
-from retention_report import colour_scale_max, write_retention_heatmap
+
+pytestmark = pytest.mark.slow  # every test here runs on the embedded PostgreSQL
 
 D = dt.date(2017, 4, 1)
 
@@ -103,33 +106,50 @@ def test_generated_events_match_pandas_over_rows_read_back(conn, table_name, dis
 def test_report_matches_reference_and_leaves_future_cells_empty(conn, table_name):
     load_events(conn, table_name, pd.concat(generate_events("app")))
     stored = read_back(conn, table_name)
-    query = RetentionTableQuery(days=12, tz="Asia/Hong_Kong", table=table_name)
+    query = RetentionQuery(intervals=12, tz="Asia/Hong_Kong", table=table_name)
     table = retention_table(conn, query)
     pd.testing.assert_frame_equal(table, retention_table_reference(stored, query), check_dtype=False)
-    assert (table["day_0"] == 1.0).all()  # everyone is active on their install day
+    assert (table["period_0"] == 1.0).all()  # everyone is active on their install day
     last_cohort = table.index.max()
-    assert np.isnan(table.loc[last_cohort, "day_1"])  # nothing after the last day is known
-    assert np.isnan(table.loc[table.index.min(), "day_12"])  # 12 days after the first cohort is past the data
+    assert np.isnan(table.loc[last_cohort, "period_1"])  # nothing after the last day is known
+    assert np.isnan(table.loc[table.index.min(), "period_12"])  # 12 days after the first cohort is past the data
 
 
 def test_report_cell_equals_single_day_cohort_query(conn, table_name):
     load_events(conn, table_name, pd.concat(generate_events("uniform")))
-    table = retention_table(conn, RetentionTableQuery(days=3, table=table_name))
+    table = retention_table(conn, RetentionQuery(intervals=3, table=table_name))
     for k in range(4):
         day = D + dt.timedelta(days=k)
         one_day = cohort_retention(conn, RetentionQuery(D, day, day, table=table_name))
         assert one_day.cohort_size == table.loc[D, "cohort_size"]
-        assert one_day.retained_users == round(table.loc[D, f"day_{k}"] * one_day.cohort_size)
+        assert one_day.retained_users == round(table.loc[D, f"period_{k}"] * one_day.cohort_size)
 
 
-def test_heatmap_colour_scale_is_set_by_days_after_install(tmp_path):
-    table = pd.DataFrame(
-        {"cohort_size": [10, 20], "day_0": [1.0, 1.0], "day_1": [0.35, 0.4], "day_2": [0.1, np.nan]},
-        index=pd.Index(["2017-04-01", "2017-04-02"], name="cohort_date"),
+@pytest.mark.parametrize(
+    "uid_type, to_uid", [("bigint", lambda i: 10**12 + i), ("uuid", lambda i: str(uuid.UUID(int=i)))]
+)
+def test_other_column_names_and_uid_types_match_reference(conn, table_name, uid_type, to_uid):
+    """A table laid out like an analytics export: ts timestamptz, user_id bigint or uuid, action text."""
+    events = pd.concat(generate_events("app")).reset_index(drop=True)
+    numbers = {uid: i for i, uid in enumerate(sorted(events["uid"].unique()))}
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE TABLE "{table_name}" (ts timestamptz, user_id {uid_type}, action text)')
+        rows = [(t.to_pydatetime().replace(tzinfo=dt.timezone.utc), to_uid(numbers[u]), e) for t, u, e in events.values]
+        psycopg2.extras.execute_values(cur, f'INSERT INTO "{table_name}" VALUES %s', rows)
+    conn.commit()
+    frame = pd.DataFrame(
+        {
+            "ts": events["time"],
+            "user_id": [str(to_uid(numbers[u])) for u in events["uid"]],
+            "action": events["event_name"],
+        }
     )
-    assert colour_scale_max(table) == pytest.approx(40.0)  # day 0's 100% does not set the top of the scale
-    assert colour_scale_max(table[["cohort_size", "day_0"]]) == 100.0  # nothing after day 0: full range
-    assert colour_scale_max(table.assign(day_1=np.nan, day_2=np.nan)) == 100.0
-    assert colour_scale_max(table.assign(day_1=0.0, day_2=0.0)) == 100.0
-    png = write_retention_heatmap(table, tmp_path / "h.png", "t")
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    columns = {"time_col": "ts", "user_col": "user_id", "event_col": "action", "table": table_name}
+    query = RetentionQuery(D, tz="Asia/Hong_Kong", returning_events=("APP_OPEN",), **columns)
+    result = cohort_retention(conn, query, list_users=True)
+    assert (result.cohort_uids, result.retained_uids) == cohort_retention_reference(frame, query)
+    assert len(result.retained_uids) > 10 and all(isinstance(u, str) for u in result.retained_uids)
+    report_query = RetentionQuery(period="week", intervals=2, mode="on-or-after", **columns)
+    pd.testing.assert_frame_equal(
+        retention_table(conn, report_query), retention_table_reference(frame, report_query), check_dtype=False
+    )
