@@ -562,81 +562,105 @@ def scan_log(
     workers: int = 2,
     spec: FormatSpec | None = None,
 ) -> BytesSummary:
-    """Scan one log (path, or '-' for stdin; gzip, bzip2 and xz detected by content) and return its BytesSummary.
+    """Scan one log (path, or '-' for stdin; gzip, bzip2 and xz detected by content) and return its BytesSummary:
+    :func:`open_log` then :func:`scan_stream` (see there for the arguments, the result and the errors).
 
-    The summary's ``files`` holds this file's FileAccounting (malformed examples with 1-based line numbers). A read
-    error part-way (a truncated or corrupt compressed file, an I/O error) ends the file there: the lines read so far
-    stand and ``FileAccounting.error`` says what happened.
-    format_name: one of log_formats.FORMATS, or None to detect from the first lines; ``spec`` (a user-defined format)
-        overrides both.
-    progress: called after each block with the number of (compressed) input bytes it consumed.
-    workers: threads that parse and count blocks while this thread reads the next ones; at most ``workers + 1``
-        blocks are in flight, so memory stays flat.
-    Raises LogInputError (format unknown, or a header without the needed columns and no usable line), OSError
-    (missing or unreadable file).
+    Raises OSError (missing or unreadable file) besides scan_stream's errors.
     """
     stream, raw = open_log(source)
     try:
-        reader = BlockReader(stream, block_size, source)
-        blocks = _read_blocks(reader)
-        head = _head_blocks(blocks)  # the first blocks, enough for detection (small --block-size in tests)
-        if head and isinstance(head[-1], LogInputError) and len(head) == 1:
-            raise head[0]
-        if not head:  # an empty file (or stdin) is zero lines, not an error
-            return BytesSummary(files=[FileAccounting(source, format_name or "empty")])
-        sample = _first_lines(b"".join(bytes(b) for b in head if not isinstance(b, LogInputError)), 200)
-        if spec is None:
-            name = format_name or log_engine.detect_format(sample)
-            if name is None and not _CONTENT_LINE.search(sample):  # only blank/comment lines so far
-                return _count_lines_without_content(source, head, blocks, reader)
-            if name is None:
-                raise _undetectable(source, sample)
-            spec = FORMATS[name]
-        accounting = FileAccounting(source, spec.name)
-        total = BytesSummary()
-        state = Future()
-        state.set_result(log_engine.initial_state(spec))
-        pending: collections.deque = collections.deque()
-        consumed = 0
-
-        def collect():  # blocks are collected in file order, so line numbers add up
-            future, block = pending.popleft()
-            outcome = future.result()
-            reader.release(block)
-            accounting.add(outcome.files[0], max_examples)
-            outcome.files = []
-            total.add(outcome)
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for block in _chain(head, blocks):
-                if isinstance(block, LogInputError):
-                    accounting.error = str(block)
-                    break
-                state_after = Future()
-                job = pool.submit(_scan_block, block, spec, state, state_after, query, source, max_examples)
-                pending.append((job, block))
-                state = state_after
-                if progress is not None:
-                    now = raw.tell() if raw.seekable() else consumed + len(block)
-                    progress(now - consumed)
-                    consumed = now
-                while len(pending) > workers:  # bounded read-ahead keeps memory flat
-                    collect()
-            while pending:
-                collect()
-        if accounting.unusable_header_lines and accounting.lines_used + accounting.lines_not_matching == 0:
-            line, reason, _text = accounting.malformed_examples[0]
-            raise LogInputError(
-                f"{printable(source.encode(), 200)}: line {line}: {reason}, so no line has a size to add up; "
-                "log the response size (W3C/IIS: enable the sc-bytes field) or pass --format/--log-format"
-            )
-        total.files.append(accounting)
-        return total
+        return scan_stream(stream, source, query, format_name, block_size, progress, max_examples, workers, spec, raw)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
         if raw is not stream and raw is not sys.stdin.buffer:
             raw.close()
+
+
+def scan_stream(
+    stream: BinaryIO,
+    source: str,
+    query: BytesQuery,
+    format_name: str | None = None,
+    block_size: int = BLOCK_SIZE,
+    progress: Callable[[int], None] | None = None,
+    max_examples: int = 5,
+    workers: int = 2,
+    spec: FormatSpec | None = None,
+    raw: BinaryIO | None = None,
+) -> BytesSummary:
+    """Scan one log from an open binary ``stream`` (anything with ``readinto``, already decompressed; the caller
+    closes it) and return its BytesSummary.
+
+    source: the name shown in the accounting and in errors.
+    The summary's ``files`` holds this file's FileAccounting (malformed examples with 1-based line numbers). A read
+    error part-way (a truncated or corrupt compressed file, an I/O error) ends the file there: the lines read so far
+    stand and ``FileAccounting.error`` says what happened.
+    format_name: one of log_formats.FORMATS, or None to detect from the first lines; ``spec`` (a user-defined format)
+        overrides both.
+    progress: called after each block with the number of input bytes it consumed (``raw.tell()`` when ``raw``, the
+        compressed stream under ``stream``, is given and seekable).
+    workers: threads that parse and count blocks while this thread reads the next ones; at most ``workers + 1``
+        blocks are in flight, so memory stays flat.
+    Raises LogInputError (format unknown, a header without the needed columns and no usable line, or a read error
+    before the first line).
+    """
+    raw = stream if raw is None else raw
+    reader = BlockReader(stream, block_size, source)
+    blocks = _read_blocks(reader)
+    head = _head_blocks(blocks)  # the first blocks, enough for detection (small --block-size in tests)
+    if head and isinstance(head[-1], LogInputError) and len(head) == 1:
+        raise head[0]
+    if not head:  # an empty file (or stdin) is zero lines, not an error
+        return BytesSummary(files=[FileAccounting(source, format_name or "empty")])
+    sample = _first_lines(b"".join(bytes(b) for b in head if not isinstance(b, LogInputError)), 200)
+    if spec is None:
+        name = format_name or log_engine.detect_format(sample)
+        if name is None and not _CONTENT_LINE.search(sample):  # only blank/comment lines so far
+            return _count_lines_without_content(source, head, blocks, reader)
+        if name is None:
+            raise _undetectable(source, sample)
+        spec = FORMATS[name]
+    accounting = FileAccounting(source, spec.name)
+    total = BytesSummary()
+    state = Future()
+    state.set_result(log_engine.initial_state(spec))
+    pending: collections.deque = collections.deque()
+    consumed = 0
+
+    def collect():  # blocks are collected in file order, so line numbers add up
+        future, block = pending.popleft()
+        outcome = future.result()
+        reader.release(block)
+        accounting.add(outcome.files[0], max_examples)
+        outcome.files = []
+        total.add(outcome)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for block in _chain(head, blocks):
+            if isinstance(block, LogInputError):
+                accounting.error = str(block)
+                break
+            state_after = Future()
+            job = pool.submit(_scan_block, block, spec, state, state_after, query, source, max_examples)
+            pending.append((job, block))
+            state = state_after
+            if progress is not None:
+                now = raw.tell() if raw.seekable() else consumed + len(block)
+                progress(now - consumed)
+                consumed = now
+            while len(pending) > workers:  # bounded read-ahead keeps memory flat
+                collect()
+        while pending:
+            collect()
+    if accounting.unusable_header_lines and accounting.lines_used + accounting.lines_not_matching == 0:
+        line, reason, _text = accounting.malformed_examples[0]
+        raise LogInputError(
+            f"{printable(source.encode(), 200)}: line {line}: {reason}, so no line has a size to add up; "
+            "log the response size (W3C/IIS: enable the sc-bytes field) or pass --format/--log-format"
+        )
+    total.files.append(accounting)
+    return total
 
 
 def _read_blocks(reader: BlockReader) -> Iterator:
