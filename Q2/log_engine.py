@@ -190,7 +190,8 @@ def _header_regex(separator: str, positions: tuple) -> str:
         cell, sep = r'(?:"[^"\r\n]*"|[^ \r\n]+)', " +"
     role_at = dict(positions)
     cells = [f"(?P<{role_at[i]}>{cell})" if i in role_at else cell for i in range(max(role_at) + 1)]
-    return "^" + sep.join(cells) + "(?:" + sep + r"[^\r\n]*)?[ \r\n]*$"
+    # the rest of the line is not read: no end anchor, so RE2 stops after the last needed cell
+    return "^" + sep.join(cells) + r"(?:[\t \r\n]|$)"
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,9 +1,10 @@
 """Streaming scan of access logs: bytes served by file type per day, with every line accounted for.
 
 A file is read in blocks of whole lines (16 MiB by default), so memory stays flat however large the input is. Each
-block goes through its format's vectorised fast path (pyarrow), the lines that path rejects through the format's
-per-line parser, and the resulting records through :func:`select_requests`; two worker threads parse blocks while
-the main thread reads the next one. Totals are Python integers, so sums are exact.
+block goes through the engine (``log_engine.parse_block``, by the file's format spec) and its records through
+:func:`select_requests`; two worker threads parse blocks while the main thread reads the next one. Totals are Python
+integers, so sums are exact. :func:`count_lines` and :func:`merge` are the same work for callers that bring their
+own batches of lines (Spark).
 
 Definitions (see Q2/README.md):
 - extension: of the URL path: scheme and host, query string and fragment stripped, then percent-decoded once,
