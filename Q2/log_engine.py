@@ -55,6 +55,33 @@ class ParserState:
     lines_seen: int = 0
 
 
+@dataclass(frozen=True)
+class Prefilter:
+    """What a query can use, so that a speed path may count other valid lines as not matching without building
+    their records: days ``day_low``..``day_high`` (yyyymmdd integers, already widened by a day each side when days
+    are converted to a zone) and URLs ending in one of ``extensions`` (lower-case bytes with their dot, e.g. b'.jpg';
+    () keeps every URL). Only the tab-separated speed path (:data:`KERNEL_MIN_BYTES`) uses it."""
+
+    day_low: int = 0
+    day_high: int = 99991231
+    extensions: tuple = ()
+
+    @functools.cached_property
+    def extension_table(self) -> tuple:
+        """(uint8 array of shape (k, width), int64 lengths of shape (k,)): the extensions, left-aligned."""
+        width = max((len(e) for e in self.extensions), default=1)
+        table = np.zeros((len(self.extensions), width), np.uint8)
+        for row, ext in enumerate(self.extensions):
+            table[row, : len(ext)] = np.frombuffer(ext, np.uint8)
+        return table, np.array([len(e) for e in self.extensions], np.int64)
+
+
+#: Runs of tab-separated lines (tsv, CloudFront) of at least this many bytes go through the numba kernel
+#: ``tab_kernel.parse_tab_lines`` first when a Prefilter is given (it reads only the needed cells and skips lines
+#: the query cannot use); smaller runs, such as the 7 MB dummy log, skip numba's import and compilation.
+KERNEL_MIN_BYTES = 8 << 20
+
+
 def initial_state(spec: FormatSpec) -> ParserState:
     """The state at the start of a file of format ``spec``."""
     return ParserState(tuple(spec.default_fields) or None)
@@ -68,6 +95,7 @@ class BlockParse:
     n_lines, blank_lines, comment_lines (header lines included), malformed_lines: counts;
         n_lines == records.num_rows + blank_lines + comment_lines + malformed_lines.
     unusable_header_lines: the malformed lines under a header that lacks a needed column.
+    dropped_records: valid lines left out of ``records`` because the Prefilter says the query cannot use them.
     malformed_examples: up to ``max_examples`` (file line number from 1, reason, line text with control characters
         escaped).
     state: the state after the block, for the next block of the same file.
@@ -81,6 +109,7 @@ class BlockParse:
     unusable_header_lines: int = 0
     malformed_examples: list = field(default_factory=list)
     state: ParserState = field(default_factory=ParserState)
+    dropped_records: int = 0
 
 
 class _Lines:
@@ -202,12 +231,17 @@ def _pattern_regex(spec: FormatSpec) -> str:
 # ---------------------------------------------------------------- parsing a block
 
 
-def parse_block(block, spec: FormatSpec, state: ParserState | None = None, max_examples: int = 5) -> BlockParse:
+def parse_block(
+    block, spec: FormatSpec, state: ParserState | None = None, max_examples: int = 5, prefilter: Prefilter | None = None
+) -> BlockParse:
     """Records and line accounting of one block of whole lines (bytes-like; the last line may lack its '\\n').
 
     spec: the format (an entry of log_formats.FORMATS or a user-defined spec).
     state: the state after the file's previous block (:func:`initial_state` for the first block).
+    prefilter: what the query can use; valid lines it rules out may be left out of the records and counted in
+        ``dropped_records`` instead (None: every valid line is a record).
     Returns a :class:`BlockParse`; its ``state`` is the state for the next block.
+    n_lines == records + dropped_records + blank + comment + malformed.
     """
     state = initial_state(spec) if state is None else state
     lines = _Lines(block)
@@ -227,8 +261,11 @@ def parse_block(block, spec: FormatSpec, state: ParserState | None = None, max_e
     for segment, columns, header_line in _segments(content, headers, state):
         if len(segment) == 0:
             continue
-        table, codes, reasons = _parse_segment(lines, segment, spec, columns, header_line, state, max_examples)
+        table, codes, reasons, dropped = _parse_segment(
+            lines, segment, spec, columns, header_line, max_examples, prefilter
+        )
         tables.append(table)
+        result.dropped_records += dropped
         bad = np.flatnonzero(codes != _OK)
         result.malformed_lines += len(bad)
         result.unusable_header_lines += int(np.count_nonzero(codes == _HEADER))
@@ -251,9 +288,9 @@ def _segments(content: np.ndarray, headers: list, state: ParserState):
             columns, header_line, start = names, state.lines_seen + index + 1, stop
 
 
-def _parse_segment(lines, segment, spec, columns, header_line, state, max_examples) -> tuple:
-    """(records, codes per line (int8), {position: reason} for the first malformed lines) of content lines
-    ``segment`` (indices into the block), all under one layout."""
+def _parse_segment(lines, segment, spec, columns, header_line, max_examples, prefilter=None) -> tuple:
+    """(records, codes per line (int8), {position: reason} for the first malformed lines, number of valid lines
+    dropped by ``prefilter``) of content lines ``segment`` (indices into the block), all under one layout."""
     texts = lines.array.take(pa.array(segment))
     n = len(segment)
     if spec.kind == "json":
@@ -261,13 +298,22 @@ def _parse_segment(lines, segment, spec, columns, header_line, state, max_exampl
         table, codes, reasons = _assemble(raw, n, spec, max_examples)
         for k in reasons:
             reasons[k] = json_reasons.get(k, reasons[k])
-        return table, codes, reasons
+        return table, codes, reasons, 0
     if spec.kind == "header":
         found, problem = _layout(spec, columns)
         if found is None:
             where = f"the header at line {header_line} " if header_line else "the default columns "
             reason = problem if columns is None else where + problem
-            return RECORD_SCHEMA.empty_table(), np.full(n, _HEADER, np.int8), {k: reason for k in range(max_examples)}
+            codes = np.full(n, _HEADER, np.int8)
+            return RECORD_SCHEMA.empty_table(), codes, {k: reason for k in range(max_examples)}, 0
+        if (
+            prefilter is not None
+            and spec.separator == "\t"
+            and set(found) == {"date", "clock", "size", "url"}
+            and len(set(found.values())) == 4
+            and lines.offsets[segment[-1] + 1] - lines.offsets[segment[0]] >= KERNEL_MIN_BYTES
+        ):
+            return _tab_kernel_segment(lines, segment, spec, found, columns, header_line, max_examples, prefilter)
         regex = _header_regex(spec.separator, tuple(sorted((i, r) for r, i in found.items())))
     else:
         regex = _pattern_regex(spec)
@@ -276,7 +322,68 @@ def _parse_segment(lines, segment, spec, columns, header_line, state, max_exampl
     if spec.kind == "header" and spec.separator == " ":
         raw = {role: _unquote(values) for role, values in raw.items()}
     raw["_matched"] = pc.is_valid(extracted)
-    return _assemble(raw, n, spec, max_examples)
+    return (*_assemble(raw, n, spec, max_examples), 0)
+
+
+def _tab_kernel_segment(lines, segment, spec, found, columns, header_line, max_examples, prefilter) -> tuple:
+    """_parse_segment through the numba kernel: the lines it keeps become records, the lines it drops are counted,
+    the lines it rejects go through the generic path (so every verdict and reason is the generic one)."""
+    import tab_kernel  # numba takes a good part of a second to import: only for large tab-separated runs
+
+    starts = lines.offsets[segment]
+    following = lines.offsets[segment + 1]
+    ends = following - (lines.data[following - 1] == 10)
+    ext_table, ext_lengths = prefilter.extension_table
+    verdicts, days, times, sizes, missing, target_starts, target_ends = tab_kernel.parse_tab_lines(
+        lines.data,
+        starts,
+        ends,
+        found["date"],
+        found["clock"],
+        found["size"],
+        found["url"],
+        max(found.values()) + 1,
+        prefilter.day_low,
+        prefilter.day_high,
+        ext_table,
+        ext_lengths,
+        tab_kernel.DAYS_IN_MONTH,
+    )
+    target_offsets, target_values = tab_kernel.gather_cells(lines.data, target_starts, target_ends)
+    m = len(sizes)
+    zone = np.frombuffer(spec.default_offset.encode(), np.uint8)
+    kept = pa.Table.from_arrays(
+        [
+            _fixed_width_strings(days),
+            _fixed_width_strings(times),
+            _fixed_width_strings(np.broadcast_to(zone, (m, len(zone)))),
+            pa.array(sizes),
+            pa.array(missing),
+            pa.BinaryArray.from_buffers(
+                pa.binary(), m, [None, pa.py_buffer(target_offsets), pa.py_buffer(target_values)]
+            ),
+        ],
+        schema=RECORD_SCHEMA,
+    )
+    codes = np.zeros(len(segment), np.int8)
+    rejected = np.flatnonzero(verdicts == tab_kernel.REJECTED)
+    tables, reasons = [kept], {}
+    if len(rejected):
+        table, rejected_codes, rejected_reasons, _ = _parse_segment(
+            lines, segment[rejected], spec, columns, header_line, max_examples
+        )
+        tables.append(table)
+        codes[rejected] = rejected_codes
+        reasons = {int(rejected[k]): reason for k, reason in rejected_reasons.items()}
+    dropped = int(np.count_nonzero(verdicts == tab_kernel.DROPPED))
+    return pa.concat_tables(tables), codes, reasons, dropped
+
+
+def _fixed_width_strings(cells: np.ndarray) -> pa.Array:
+    """String array from an ASCII uint8 array of shape (n, width), one value per row (one copy)."""
+    n, width = cells.shape
+    offsets = np.arange(n + 1, dtype=np.int32) * width
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(cells)))
 
 
 def _unquote(values: pa.Array) -> pa.Array:

@@ -20,6 +20,7 @@ import bz2
 import collections
 import dataclasses
 import datetime as dt
+import functools
 import gzip
 import io
 import lzma
@@ -501,8 +502,23 @@ def count_lines(
     else:
         block = lines
     state = log_engine.initial_state(spec) if state is None else state
-    parsed = log_engine.parse_block(block, spec, state, max_examples)
+    parsed = log_engine.parse_block(block, spec, state, max_examples, prefilter_for(query))
     return _summarise_block(parsed, spec.name, query, source), parsed.state
+
+
+@functools.lru_cache(maxsize=16)
+def prefilter_for(query: BytesQuery) -> log_engine.Prefilter:
+    """The engine's Prefilter for ``query``: its days (one more each side when ``tz`` converts days) and its wanted
+    extensions; select_requests then decides exactly."""
+    start, end = query.start, query.end
+    if query.tz is not None:
+        start = start - dt.timedelta(days=1) if start > dt.date.min else start
+        end = end + dt.timedelta(days=1) if end < dt.date.max else end
+    return log_engine.Prefilter(
+        start.year * 10000 + start.month * 100 + start.day,
+        end.year * 10000 + end.month * 100 + end.day,
+        tuple(sorted(b"." + e.encode() for e in query.wanted_extensions())),
+    )
 
 
 def merge(a: BytesSummary, b: BytesSummary) -> BytesSummary:
@@ -525,7 +541,7 @@ def _summarise_block(parsed: log_engine.BlockParse, format_name: str, query: Byt
         format_name,
         lines_read=parsed.n_lines,
         lines_used=selected.num_rows,
-        lines_not_matching=parsed.records.num_rows - selected.num_rows,
+        lines_not_matching=parsed.records.num_rows - selected.num_rows + parsed.dropped_records,
         malformed_lines=parsed.malformed_lines,
         comment_lines=parsed.comment_lines,
         blank_lines=parsed.blank_lines,
@@ -549,7 +565,7 @@ def _scan_block(block, spec, state_before: Future, state_after: Future, query: B
     except BaseException as error:  # the next block's job waits on this: never leave it waiting
         state_after.set_exception(error)
         raise
-    parsed = log_engine.parse_block(block, spec, state, examples)
+    parsed = log_engine.parse_block(block, spec, state, examples, prefilter_for(query))
     return _summarise_block(parsed, spec.name, query, source)
 
 

@@ -98,18 +98,26 @@ def run_measured(command: list) -> tuple:
     return wall, cpu, peak, out.decode()
 
 
+#: --baseline: another build of this command line (e.g. an older commit's raw_data_analytics.py) run side by side
+#: on the formats it reads, to judge a speed trick by the 15% rule.
+BASELINE: dict = {}
+
+
 def tools(fmt: str, path: Path) -> dict:
     python = sys.executable
     ours = [python, str(Q2 / "raw_data_analytics.py"), str(path), "--format", OUR_FORMAT[fmt], "--json"]
-    return {
+    found = {
         "ours": ours,
         "awk": [shutil.which("awk") or "awk", "-F", AWK_SEPARATOR[fmt], AWK[fmt], str(path)],
         "duckdb": [python, "-c", _DUCKDB_RUN, DUCKDB[fmt], str(path)],
     }
+    if fmt in BASELINE.get("formats", ()):
+        found["baseline"] = [python, BASELINE["cli"], str(path), "--format", OUR_FORMAT[fmt], "--json"]
+    return found
 
 
 def total_of(tool: str, out: str) -> int:
-    return json.loads(out)["total_bytes"] if tool == "ours" else int(out.strip())
+    return json.loads(out)["total_bytes"] if tool in ("ours", "baseline") else int(out.strip())
 
 
 def generate(fmt: str, path: Path, size: float) -> None:
@@ -212,7 +220,11 @@ def main() -> int:
     parser.add_argument("--formats", default="cloudfront,combined,w3c")
     parser.add_argument("--no-double", action="store_true", help="skip the run on the file twice as large")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--baseline", metavar="CLI", help="another raw_data_analytics.py to time side by side")
+    parser.add_argument("--baseline-formats", default="cloudfront,combined", help="the formats --baseline reads")
     args = parser.parse_args()
+    if args.baseline:
+        BASELINE.update(cli=args.baseline, formats=args.baseline_formats.split(","))
     load_before = os.getloadavg()
     started, revision = dt.datetime.now(dt.timezone.utc), commit()
     rows = []
@@ -231,6 +243,11 @@ def main() -> int:
             f"- command: `{' '.join(['python -m benchmarks.bench_bytes', *sys.argv[1:]])}`; best of {args.repeat}, "
             "tools interleaved; query: .jpg/.jpeg on 2017-08-24..25",
             f"- default run (no LOG, the 7 MB dummy log): {default} wall",
+            *(
+                [f"- baseline: `{args.baseline}` (another build of the command line, run side by side)"]
+                if args.baseline
+                else []
+            ),
             "",
             "| format | size | tool | wall s | ours/tool wall | CPU s | ours/tool CPU | ours peak RSS |",
             "|---|---|---|---|---|---|---|---|",

@@ -4,9 +4,11 @@ block size and line ending."""
 import datetime as dt
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import log_engine
 import log_scan
 from log_scan import BytesQuery
 from q2_reference import reference_scan
@@ -159,3 +161,39 @@ def test_scan_agrees_with_reference(tmp_path, fmt, body, eol, block_size, exts, 
     expected.pop("record_bytes")
     assert {k: got[k] for k in expected} == expected
     assert summary.files[0].is_balanced()
+
+
+@pytest.mark.slow  # compiles the numba kernel on a machine without its cache
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    fmt=st.sampled_from(["tsv", "cloudfront"]),
+    body=lines,
+    eol=st.sampled_from([b"\n", b"\r\n"]),
+    exts=st.sets(st.sampled_from(["jpg", "png", "css"]), min_size=1),
+    first=st.sampled_from(DAYS),
+    span=st.integers(0, 3),
+    tz=st.sampled_from([None, "Asia/Hong_Kong"]),
+)
+def test_tab_kernel_path_agrees_with_reference(tmp_path, fmt, body, eol, exts, first, span, tz):
+    """The numba speed path of the tab formats (used for large blocks) gives the reference's counts."""
+    data = HEADERS[fmt] + eol.join(render(fmt, line) for line in body) + eol
+    path = tmp_path / f"kernel-{fmt}.log"
+    path.write_bytes(data)
+    query = BytesQuery(tuple(sorted(exts)), first, first + dt.timedelta(days=span), tz=tz)
+    saved, log_engine.KERNEL_MIN_BYTES = log_engine.KERNEL_MIN_BYTES, 0
+    try:
+        summary = log_scan.scan_log(str(path), query, format_name=fmt)
+    finally:
+        log_engine.KERNEL_MIN_BYTES = saved
+    got = {**summary.files[0].as_dict(), "total_bytes": summary.total_bytes, "bytes_missing": summary.bytes_missing}
+    if tz is None:
+        expected = reference_scan(data, fmt, query.wanted_extensions(), query.start.isoformat(), query.end.isoformat())
+        expected["records"] = expected["lines_used"] + expected["lines_not_matching"]
+        got["records"] = got["lines_used"] + got["lines_not_matching"]
+        expected.pop("record_bytes"), expected.pop("by_day")
+        assert {k: got[k] for k in expected} == expected
+    else:  # the reference has no zones: compare with the generic path instead
+        generic = log_scan.scan_log(str(path), query, format_name=fmt)
+        assert summary.as_dict() == generic.as_dict()

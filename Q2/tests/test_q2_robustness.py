@@ -129,3 +129,27 @@ def test_adding_a_format_is_one_table_entry(tmp_path):
     path.write_bytes(b"2017-08-24T10:00:00Z|/a.jpg|7\n2017-08-24T10:00:00Z|/b.png|9\nnot a line\n")
     summary = log_scan.scan_log(str(path), BytesQuery(), spec=spec)
     assert (summary.total_bytes, summary.files[0].malformed_lines, summary.files[0].lines_not_matching) == (7, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "fmt, line, total",
+    [
+        (
+            "cloudflare-json",
+            b'{"ClientIP":"192.0.2.1","ClientRequestURI":"/a.jpg?w=1","EdgeResponseBytes":1234,'
+            b'"EdgeStartTimestamp":"2017-08-24T23:59:59Z","EdgeResponseStatus":200}',
+            1234,
+        ),
+        (
+            "gcp-json",
+            b'{"httpRequest":{"requestMethod":"GET","requestUrl":"https://cdn.example.com/b.JPG","responseSize":"99",'
+            b'"status":200},"timestamp":"2017-08-25T00:00:01.123456Z","severity":"INFO"}',
+            99,
+        ),
+    ],
+)
+def test_documented_json_layouts_are_detected_and_read(tmp_path, fmt, line, total):
+    path = tmp_path / "cdn.json"
+    path.write_bytes(line + b"\n" + line.replace(b"2017-08-2", b"2017-09-2") + b"\n")
+    summary = log_scan.scan_log(str(path), BytesQuery())
+    assert (summary.files[0].format, summary.total_bytes, summary.files[0].lines_not_matching) == (fmt, total, 1)
