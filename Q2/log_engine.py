@@ -113,7 +113,8 @@ class BlockParse:
 
 
 class _Lines:
-    """A block of whole lines as a binary array (each line keeps its '\\n') plus per-line masks."""
+    """A block of whole lines: line offsets, and (computed when first asked for) the lines as a binary array (each
+    line keeps its '\\n') and the blank/comment masks."""
 
     def __init__(self, block):
         self.data = np.frombuffer(block, np.uint8)
@@ -124,12 +125,27 @@ class _Lines:
         offsets = np.zeros(self.n + 1, np.int64)
         np.minimum(ends + 1, len(self.data), out=offsets[1:])
         self.offsets = offsets
-        self.array = pa.BinaryArray.from_buffers(
-            pa.binary(), self.n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(self.data)]
-        )
         self.first_byte = self.data[offsets[:-1]] if self.n else np.empty(0, np.uint8)
-        self.blank = _to_numpy(pc.match_substring_regex(self.array, r"^[ \t\r\n\f\v]*$"))
-        self.comment = (self.first_byte == ord("#")) & ~self.blank
+
+    @functools.cached_property
+    def array(self) -> pa.Array:
+        return pa.BinaryArray.from_buffers(
+            pa.binary(), self.n, [None, pa.py_buffer(self.offsets.astype(np.int32)), pa.py_buffer(self.data)]
+        )
+
+    @functools.cached_property
+    def blank(self) -> np.ndarray:
+        return _to_numpy(pc.match_substring_regex(self.array, r"^[ \t\r\n\f\v]*$"))
+
+    @functools.cached_property
+    def comment(self) -> np.ndarray:
+        return (self.first_byte == ord("#")) & ~self.blank
+
+    def take(self, segment: np.ndarray) -> pa.Array:
+        """The lines at the sorted indices ``segment`` (a zero-copy slice when they are consecutive)."""
+        if len(segment) and segment[-1] - segment[0] + 1 == len(segment):
+            return self.array.slice(int(segment[0]), len(segment))
+        return self.array.take(pa.array(segment))
 
     def line(self, i: int) -> bytes:
         return self.data[self.offsets[i] : self.offsets[i + 1]].tobytes().rstrip(b"\r\n")
@@ -169,10 +185,11 @@ def _find_headers(lines: _Lines, spec: FormatSpec) -> list:
     """[(line index, column names)] of the header lines of a block, in order."""
     if spec.kind != "header":
         return []
-    if spec.header_prefix:
-        candidates = np.flatnonzero(lines.comment)
-    else:  # a tsv header: a line starting with a letter or space, not a digit
-        candidates = np.flatnonzero(~lines.blank & ~lines.comment & ((lines.first_byte < 48) | (lines.first_byte > 57)))
+    if spec.header_prefix:  # a line starting with '#' is never blank
+        candidates = np.flatnonzero(lines.first_byte == ord("#"))
+    else:  # a tsv header: a line starting with a letter or space, not a digit or '#'
+        first = lines.first_byte
+        candidates = np.flatnonzero(((first < 48) | (first > 57)) & (first != ord("#")))
     found = []
     for i in candidates.tolist():
         text = lines.line(i)
@@ -291,9 +308,9 @@ def _segments(content: np.ndarray, headers: list, state: ParserState):
 def _parse_segment(lines, segment, spec, columns, header_line, max_examples, prefilter=None) -> tuple:
     """(records, codes per line (int8), {position: reason} for the first malformed lines, number of valid lines
     dropped by ``prefilter``) of content lines ``segment`` (indices into the block), all under one layout."""
-    texts = lines.array.take(pa.array(segment))
     n = len(segment)
     if spec.kind == "json":
+        texts = lines.take(segment)
         raw, json_reasons = _json_fields(texts.to_pylist(), spec)
         table, codes, reasons = _assemble(raw, n, spec, max_examples)
         for k in reasons:
@@ -317,7 +334,7 @@ def _parse_segment(lines, segment, spec, columns, header_line, max_examples, pre
         regex = _header_regex(spec.separator, tuple(sorted((i, r) for r, i in found.items())))
     else:
         regex = _pattern_regex(spec)
-    extracted = pc.extract_regex(texts, regex)
+    extracted = pc.extract_regex(lines.take(segment), regex)
     raw = {name: extracted.field(name) for name in (extracted.type[i].name for i in range(extracted.type.num_fields))}
     if spec.kind == "header" and spec.separator == " ":
         raw = {role: _unquote(values) for role, values in raw.items()}
