@@ -159,11 +159,13 @@ def bench_format(fmt: str, size_gb: float, repeat: int, keep: bool, double: bool
             )
         print("\n".join(rows), flush=True)
         if double:
-            if not two.exists():
-                with open(two, "wb") as out:
+            if not two.exists():  # written under another name first: an interrupted copy is never reused
+                partial = two.with_suffix(".partial")
+                with open(partial, "wb") as out:
                     for _ in range(2):
                         with open(one, "rb") as part:
                             shutil.copyfileobj(part, out, 1 << 24)
+                partial.rename(two)
             wall2, cpu2, peak2, out2 = run_measured(tools(fmt, two)["ours"])
             assert json.loads(out2)["total_bytes"] == 2 * totals["ours"]
             rows.append(

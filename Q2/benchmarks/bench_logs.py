@@ -96,11 +96,13 @@ def write_log(path: Path, kind: str, target_bytes: int, random_state: int = 2017
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(random_state)
     chunk = combined_chunk if kind == "combined" else w3c_chunk
-    with open(path, "wb") as out:
+    partial = path.with_suffix(".partial")  # renamed when complete: an interrupted run never leaves a short log
+    with open(partial, "wb") as out:
         written = 0
         if kind == "w3c":
             header = f"#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Fields: {W3C_FIELDS}\n"
             written += out.write(header.encode())
         while written < target_bytes:
             written += out.write(chunk(50_000, rng))
+    partial.rename(path)
     return path
