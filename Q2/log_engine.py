@@ -112,6 +112,16 @@ class BlockParse:
     dropped_records: int = 0
 
 
+_WHITESPACE = np.zeros(256, bool)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+
+
+def index_block(block) -> _Lines:
+    """The line index of a block of whole lines (bytes-like), for :func:`state_after` and :func:`parse_block`,
+    so that a caller doing both finds the lines once."""
+    return _Lines(block)
+
+
 class _Lines:
     """A block of whole lines: line offsets, and (computed when first asked for) the lines as a binary array (each
     line keeps its '\\n') and the blank/comment masks."""
@@ -135,7 +145,11 @@ class _Lines:
 
     @functools.cached_property
     def blank(self) -> np.ndarray:
-        return _to_numpy(pc.match_substring_regex(self.array, r"^[ \t\r\n\f\v]*$"))
+        """Empty or ASCII-whitespace-only lines: only lines starting with whitespace are looked at."""
+        mask = np.zeros(self.n, bool)
+        for i in np.flatnonzero(_WHITESPACE[self.first_byte]).tolist():
+            mask[i] = not self.data[self.offsets[i] : self.offsets[i + 1]].tobytes().strip()
+        return mask
 
     @functools.cached_property
     def comment(self) -> np.ndarray:
@@ -198,9 +212,10 @@ def _find_headers(lines: _Lines, spec: FormatSpec) -> list:
     return found
 
 
-def state_after(block, spec: FormatSpec, state: ParserState) -> ParserState:
-    """The state after ``block`` (bytes-like, whole lines) when it starts in ``state``, without parsing it."""
-    lines = _Lines(block)
+def state_after(block, spec: FormatSpec, state: ParserState, index: _Lines | None = None) -> ParserState:
+    """The state after ``block`` (bytes-like, whole lines) when it starts in ``state``, without parsing it
+    (``index``: its :func:`index_block`, when already made)."""
+    lines = _Lines(block) if index is None else index
     return _state_after(lines, _find_headers(lines, spec), state)
 
 
@@ -249,7 +264,12 @@ def _pattern_regex(spec: FormatSpec) -> str:
 
 
 def parse_block(
-    block, spec: FormatSpec, state: ParserState | None = None, max_examples: int = 5, prefilter: Prefilter | None = None
+    block,
+    spec: FormatSpec,
+    state: ParserState | None = None,
+    max_examples: int = 5,
+    prefilter: Prefilter | None = None,
+    index: _Lines | None = None,
 ) -> BlockParse:
     """Records and line accounting of one block of whole lines (bytes-like; the last line may lack its '\\n').
 
@@ -257,11 +277,12 @@ def parse_block(
     state: the state after the file's previous block (:func:`initial_state` for the first block).
     prefilter: what the query can use; valid lines it rules out may be left out of the records and counted in
         ``dropped_records`` instead (None: every valid line is a record).
+    index: the block's :func:`index_block`, when already made.
     Returns a :class:`BlockParse`; its ``state`` is the state for the next block.
     n_lines == records + dropped_records + blank + comment + malformed.
     """
     state = initial_state(spec) if state is None else state
-    lines = _Lines(block)
+    lines = _Lines(block) if index is None else index
     headers = _find_headers(lines, spec)
     content = np.flatnonzero(~lines.blank & ~lines.comment)
     if headers and not spec.header_prefix:  # tsv header lines are content-like: count them as comments

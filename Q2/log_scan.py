@@ -561,11 +561,13 @@ def _scan_block(block, spec, state_before: Future, state_after: Future, query: B
     end is handed on (``state_after``) as soon as its lines are indexed, before the slower parsing."""
     try:
         state = state_before.result()
-        state_after.set_result(log_engine.state_after(block, spec, state))
+        index = log_engine.index_block(block)
+        state_after.set_result(log_engine.state_after(block, spec, state, index))
     except BaseException as error:  # the next block's job waits on this: never leave it waiting
         state_after.set_exception(error)
         raise
-    parsed = log_engine.parse_block(block, spec, state, examples, prefilter_for(query))
+    parsed = log_engine.parse_block(block, spec, state, examples, prefilter_for(query), index)
+    del index  # nothing of the block's buffer outlives the job: the reader reuses it
     return _summarise_block(parsed, spec.name, query, source)
 
 
