@@ -1,90 +1,24 @@
-"""numba kernels for the tab-separated formats (tsv, CloudFront): one pass over each line's needed cells.
+"""numba kernel for the tab-separated header formats (tsv, CloudFront): one pass over each line's needed cells.
 
-:func:`parse_tab_lines` does for a run of header-free lines what a regex or a whole-block delimiter search would:
-it reads each line's first ``needed`` tab-separated cells only (CloudFront lines have 30+ fields, we need the
-first 8), checks them, converts the size and drops the lines whose day or URL cannot match the query (the
-prefilter, log_formats.Prefilter). The per-line parser ``log_formats._make_tab_parse_line`` stays the definition;
-every line this kernel is not sure about is handed back to it.
+:func:`parse_tab_lines` reads each line's first ``needed`` tab-separated cells only (CloudFront lines have 30+
+fields, the query needs the first 8), checks them, converts the size and drops the lines whose day or URL cannot
+match the query. It is a speed path of ``log_engine``: every line it is not sure about goes through the engine's
+generic path, so the results are the engine's (the benchmark in benchmarks/bench_bytes.py shows what it saves).
 
-The kernels are compiled by numba on first use and cached in ``Q2/__pycache__`` (numba falls back to a user-wide
-cache folder when that is not writable); ``nogil=True`` lets the scan's worker threads run them in parallel.
+The kernels are compiled by numba on first use and cached (``cache=True``: ``Q2/__pycache__``, or the folder in
+NUMBA_CACHE_DIR); ``nogil=True`` lets the scan's worker threads run them in parallel.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
-
 import numba
 import numpy as np
-from numba.misc.appdirs import AppDirs
-
-
-def _unwritable_cache_fallback(folders) -> str | None:
-    """A folder for numba's cache when none of ``folders`` (the ones numba tries: ``__pycache__`` beside this file,
-    then its user-wide cache folder) can be written, else None. numba refuses to compile a cached kernel at all
-    when it has nowhere to write (a read-only checkout and HOME), so the caller then points numba.config.CACHE_DIR
-    at the returned folder in the temp directory (the kernels are recompiled once per machine there)."""
-    for folder in folders:
-        try:
-            os.makedirs(folder, exist_ok=True)
-            tempfile.TemporaryFile(dir=folder).close()
-            return None
-        except OSError:
-            continue
-    return os.path.join(tempfile.gettempdir(), "offsite-test-numba-cache")
-
-
-if not numba.config.CACHE_DIR:
-    _fallback = _unwritable_cache_fallback(
-        [
-            os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
-            AppDirs(appname="numba", appauthor=False).user_cache_dir,
-        ]
-    )
-    if _fallback:
-        numba.config.CACHE_DIR = _fallback
 
 #: Line verdicts written by parse_tab_lines.
 REJECTED, KEPT, DROPPED = 0, 1, 2
 
 #: Days of each month (index 1-12) in a common year, for parse_tab_lines.
 DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
-
-
-# The C library's memchr (SIMD) finds the next '\n' several times faster than a byte loop. Declared by symbol
-# name (resolved in the running process, which has the C library loaded), so numba can cache the callers; pointers
-# are passed as integers.
-_memchr = numba.types.ExternalFunction(
-    "memchr", numba.types.uint64(numba.types.uint64, numba.types.intc, numba.types.uint64)
-)
-
-
-@numba.njit(nogil=True, cache=True)
-def find_line_ends(data):
-    """int64 array of shape (n_lines,): the position of each '\\n' of ``data`` (uint8, shape (n_bytes,)), then
-    n_bytes when the last line has no '\\n'."""
-    n = len(data)
-    base = data.ctypes.data
-    ends = np.empty(n // 16 + 1, np.int64)  # lines are rarely shorter than 16 bytes; grown when they are
-    k, pos = 0, 0
-    while pos < n:
-        found = _memchr(base + pos, 10, n - pos)
-        pos = found - base if found else n
-        if k == len(ends):
-            ends = _grown(ends)
-        ends[k] = pos
-        k += 1
-        pos += 1
-    return ends[:k]
-
-
-@numba.njit(nogil=True, cache=True)
-def _grown(values):
-    bigger = np.empty(2 * len(values), values.dtype)
-    bigger[: len(values)] = values
-    return bigger
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -205,13 +139,13 @@ def parse_tab_lines(
 
     data: uint8 (n_bytes,), the block. starts, ends: int64 (n_lines,), each line's first byte and the position of
     its '\\n' (n_bytes for a last line without one). *_col: 0-based column indices, all different; needed: 1 + the
-    largest. day_low/day_high, ext_table/ext_lengths: the prefilter (Prefilter.extension_table; no rows: no
-    URL filter).
+    largest. day_low/day_high (yyyymmdd), ext_table/ext_lengths: the query's days and extensions (uint8 rows,
+    lower-case, with their dot; no rows: no URL filter).
 
-    A line is taken (the rule of the former regex ``^cell\\tcell...(?:\\t|\\r?\\n?$)``) when it does not start with
-    '#', its first ``needed`` cells are free of tab, CR and LF and delimited by tabs, the last of them ending at a
-    tab, the line end, or a '\\r' right before the line end, and its date, time and size cells are valid (the rules
-    of log_formats._valid_day, _valid_time and _SIZE). Anything else is REJECTED, for the per-line parser.
+    A line is taken when it does not start with '#', its first ``needed`` cells are free of tab, CR and LF and
+    delimited by tabs, the last of them ending at a tab, the line end, or a '\\r' right before the line end, and its
+    date, time and size cells are valid (the rules of the engine's date, clock and size checks). Anything else is
+    REJECTED, for the engine's generic path.
 
     Returns (verdicts int8 (n_lines,): REJECTED/KEPT/DROPPED; for the m KEPT lines in order: day cells uint8
     (m, 10), time cells uint8 (m, 8), sizes int64 (m,), missing bool (m,) for size '-' (size 0), target cell
@@ -290,16 +224,3 @@ def gather_cells(data, starts, ends):
     for i in range(m):
         values[offsets[i] : offsets[i + 1]] = data[starts[i] : ends[i]]
     return offsets, values
-
-
-def _announce_compilation() -> None:
-    """One stderr line when numba's on-disk cache (``Q2/__pycache__``, or numba's user-wide cache folder when that
-    is not writable) has no index file for a kernel yet: the first use then compiles for several seconds."""
-    for kernel in (find_line_ends, parse_tab_lines, gather_cells):
-        index_path = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None), "_index_path", None)
-        if index_path is not None and not os.path.exists(index_path):
-            print("compiling the log-scanning kernels once (about 10-15 s; cached afterwards)", file=sys.stderr)
-            return
-
-
-_announce_compilation()  # at import, which Python does once however many threads ask for the module
