@@ -463,7 +463,8 @@ def retention_table_sql(query: RetentionQuery, has_tz: bool = False):
     The local periods spanned by the data are listed once (``bounds``) with the instant each begins; an event's
     period is then ``width_bucket(time, instants)``, a binary search, rather than a time-zone conversion of every
     event, and period numbers are differences of those indexes. Each user's activity is aggregated per period
-    before the join to the cohorts.
+    before the join to the cohorts. The periods are listed as plain timestamps, so the session's ``TimeZone``
+    (a midnight it skips, say) never moves them.
     """
     t, u, ev = (sql.Identifier(n) for n in (query.time_col, query.user_col, query.event_col))
     bucket = sql.SQL("width_bucket({}, (SELECT instants FROM bounds))").format(t)
@@ -492,7 +493,7 @@ def retention_table_sql(query: RetentionQuery, has_tz: bool = False):
 bounds AS (
     -- every local period from the first event's to the last event's, and the instant it begins
     SELECT array_agg(p::date ORDER BY p) AS starts, array_agg({first_instant} ORDER BY p) AS instants
-    FROM span, generate_series(span.first_period, span.last_day, %(step)s::interval) AS p
+    FROM span, generate_series(span.first_period::timestamp, span.last_day::timestamp, %(step)s::interval) AS p
 ),
 cohort AS (
     SELECT {u} AS uid, min({t}) AS anchor, width_bucket(min({t}), (SELECT instants FROM bounds)) AS cohort_period
