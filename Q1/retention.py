@@ -168,14 +168,22 @@ class RetentionQuery:
             raise ValueError(f"--intervals must be 0 or more, got {self.intervals}")
         object.__setattr__(self, "cohort_events", _names("--cohort-event", self.cohort_events or (COHORT_EVENT,)))
         object.__setattr__(self, "returning_events", _names("--returning-event", self.returning_events))
-        first, after = self.cohort_period
-        if self.window_start is None:
-            object.__setattr__(self, "window_start", after)
-        if self.mode == "on-or-after":
+        if self.mode == "on-or-after" and self.window_end is not None:
+            raise ValueError("--window-end does not apply with --mode on-or-after (the window has no end)")
+        try:
+            first, after = self.cohort_period
+            if self.window_start is None:
+                object.__setattr__(self, "window_start", after)
+            if self.mode == "on" and self.window_end is None:
+                last = add_periods(first, max(self.intervals, 1) + 1, self.period) - _DAY
+                object.__setattr__(self, "window_end", last)
             if self.window_end is not None:
-                raise ValueError("--window-end does not apply with --mode on-or-after (the window has no end)")
-        elif self.window_end is None:
-            object.__setattr__(self, "window_end", add_periods(first, max(self.intervals, 1) + 1, self.period) - _DAY)
+                self.window_end + _DAY  # the SQL ends the window at the next midnight
+        except (OverflowError, ValueError):  # datetime's "date value out of range", "year 10000 is out of range"
+            raise ValueError(
+                "the cohort or its window reaches past 9999-12-30, the last day that can be queried; "
+                "use earlier dates or fewer --intervals"
+            ) from None
         if self.window_start < first:
             raise ValueError(
                 f"window start {self.window_start} is before the cohort's first day {first}; "

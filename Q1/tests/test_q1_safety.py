@@ -277,3 +277,18 @@ def test_report_over_3000_days_works_and_keeps_the_png_small(pg_dsn, table_name,
     width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
     assert width <= 2_400 and height <= 3_000
     assert pd.read_csv(tmp_path / "retention_table.csv", index_col="cohort_start").shape == (11, 3_002)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--intervals", "999999999"],
+        ["--intervals", "3000000"],
+        ["--period", "month", "--intervals", "200000"],
+        ["--cohort-date", "9999-12-31"],
+        ["--window-end", "9999-12-31"],
+    ],
+)
+def test_dates_past_the_calendar_are_one_line_exit_2(capsys, argv):
+    assert q1_cli.main(["--no-seed", *argv]) == 2
+    assert _one_line_error(capsys).startswith("error: the cohort or its window reaches past 9999-12-30")
