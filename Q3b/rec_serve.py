@@ -90,6 +90,19 @@ def _check_address_free(host: str, port: int) -> None:
             raise ServeError(f"cannot listen on {host}:{port}: {err.strerror}; choose another --bind") from None
 
 
+def _check_access_log(access_log: str) -> None:
+    """Open the access log for appending as nginx will (creating it), so a bad path is one line before any start."""
+    if access_log == "-":
+        return
+    try:
+        with open(access_log, "a"):
+            pass
+    except OSError as err:
+        raise ServeError(
+            f"--access-log {access_log}: cannot write there ({err.strerror}); choose another file"
+        ) from None
+
+
 def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM if serve itself dies (Linux), so nothing is left behind."""
     with contextlib.suppress(OSError, AttributeError):
@@ -139,7 +152,8 @@ def serve(
     Parameters: ``workers`` gunicorn worker processes x ``threads`` threads each; ``access_log`` '-' (stdout) or a
     file for nginx's JSON access log; ``on_ready(url)`` is called once /healthz answers.  Returns 0 after a
     requested stop, 1 if nginx or gunicorn stopped by itself.  Raises ServeError before starting anything for a
-    bad address, a port in use, a missing nginx or a store that cannot be served.
+    bad address, a port in use, a missing nginx, a store that cannot be served or an access log that cannot be
+    written.
     """
     host, port = parse_bind(bind)
     nginx = find_nginx()
@@ -148,6 +162,7 @@ def serve(
     except (FileNotFoundError, ValueError, ConnectionError) as err:
         raise ServeError(f"--store: {err}") from None
     _check_address_free(host, port)
+    _check_access_log(access_log)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

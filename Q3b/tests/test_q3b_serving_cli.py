@@ -157,3 +157,17 @@ def test_serve_stops_everything_it_started_on_sigterm(store_with_one_version, tm
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.parametrize("where", ["no-folder/access.log", "."])
+def test_serve_refuses_an_unwritable_access_log_in_one_line_before_starting(
+    where, tmp_path, store_with_one_version, capfd
+):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / where
+    argv = ["serve", "--store", store_with_one_version[0], "--bind", f"127.0.0.1:{port}", "--access-log", str(log)]
+    assert recommender.main(argv) == 2
+    err = capfd.readouterr().err.strip()  # nginx and gunicorn would write to the file descriptor, not sys.stderr
+    assert len(err.splitlines()) == 1 and err.startswith(f"recommender.py serve: --access-log {log}: cannot write"), err
