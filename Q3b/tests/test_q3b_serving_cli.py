@@ -2,6 +2,7 @@
 written, served version untouched), versions/promote/rollback, and `serve` starting and stopping as one."""
 
 import gzip
+import json
 import os
 import signal
 import socket
@@ -171,3 +172,41 @@ def test_serve_refuses_an_unwritable_access_log_in_one_line_before_starting(
     assert recommender.main(argv) == 2
     err = capfd.readouterr().err.strip()  # nginx and gunicorn would write to the file descriptor, not sys.stderr
     assert len(err.splitlines()) == 1 and err.startswith(f"recommender.py serve: --access-log {log}: cannot write"), err
+
+
+@pytest.mark.slow
+def test_access_log_stays_json_when_a_request_carries_bytes_that_are_not_ascii(store_with_one_version, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "access.log"
+    process = subprocess.Popen(
+        [sys.executable, str(Q3B / "recommender.py"), "serve", "--store", store_with_one_version[0]]
+        + ["--bind", f"127.0.0.1:{port}", "--access-log", str(log)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    requests = [
+        b"GET /users/\xff\xfe/recommendations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: caf\xc3\xa9 \xff\r\nConnection: close\r\n\r\n",
+        b"GET /users/abc/recommendations?n=2 HTTP/1.1\r\nHost: x\r\nUser-Agent: probe\r\nConnection: close\r\n\r\n",
+    ]
+    try:
+        assert "serving http://127.0.0.1:" in process.stderr.readline()
+        for raw in requests:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+                client.sendall(raw)
+                while client.recv(65536):
+                    pass
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines = [json.loads(line.decode("utf-8")) for line in log.read_bytes().splitlines()]  # every line is JSON
+    mine = [line for line in lines if not line["user_agent"].startswith("Python-urllib/")]  # not serve's probe
+    assert [(line["uri"], line["status"], line["user_agent"]) for line in mine] == [
+        ("(not printable ASCII)", 400, ""),
+        ("/healthz", 200, "(not printable ASCII)"),
+        ("/users/abc/recommendations?n=2", 200, "probe"),
+    ]
