@@ -48,6 +48,9 @@ STORE_ENV = "RECS_STORE"
 STORE_ERROR_EXIT = 4  # gunicorn's APP_LOAD_ERROR: the master stops with "App failed to load" instead of respawning
 VERSION_HEADER = "X-Recs-Version"  # the version an answer came from; nginx writes it into the access log
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# the method label of the request counter; any other method a client makes up is counted as "other", so clients
+# cannot create new time series
+METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 
 class BadRequest(ValueError):
@@ -393,7 +396,8 @@ def create_app(store_url: str | None = None) -> Flask:
     def count(response):
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         status = str(response.status_code)
-        requests.labels(route, request.method, status).inc()
+        method = request.method if request.method in METRIC_METHODS else "other"
+        requests.labels(route, method, status).inc()
         latency.labels(route, status).observe(time.perf_counter() - g.get("started", time.perf_counter()))
         return response
 

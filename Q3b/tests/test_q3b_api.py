@@ -279,6 +279,20 @@ def test_metrics_count_requests_by_route_and_status_and_report_the_served_versio
     assert values[("rec_store_errors_total", frozenset())] == 0
 
 
+def test_made_up_methods_do_not_create_new_metric_series(served):
+    client = rec_api.create_app(served[0]).test_client()
+    for i in range(20):
+        assert client.open("/healthz", method=f"X{i}METHOD").status_code == 405
+    client.open("/healthz", method="DELETE")
+    values = metric_values(client.get("/metrics").get_data(as_text=True))
+    methods = {}
+    for (name, labels), value in values.items():
+        if name == "rec_http_requests_total":
+            method = dict(labels)["method"]
+            methods[method] = methods.get(method, 0) + value
+    assert methods == {"other": 20, "DELETE": 1}
+
+
 def test_unreadable_store_makes_readyz_503_and_counts_store_errors(served, monkeypatch):
     app = rec_api.create_app(served[0])
 
