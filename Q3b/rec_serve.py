@@ -180,7 +180,7 @@ def serve(
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "--chdir",
+                "--pythonpath",  # not --chdir: a relative sqlite:/// store URL means the same file as for serve
                 str(Q3B),
                 "--bind",
                 f"unix:{socket_path}",

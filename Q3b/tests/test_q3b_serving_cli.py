@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -210,3 +211,29 @@ def test_access_log_stays_json_when_a_request_carries_bytes_that_are_not_ascii(s
         ("/healthz", 200, "(not printable ASCII)"),
         ("/users/abc/recommendations?n=2", 200, "probe"),
     ]
+
+
+@pytest.mark.slow
+def test_serve_finds_a_relative_sqlite_store_as_the_batch_wrote_it(store_with_one_version, tmp_path):
+    # SERVING.md's commands run from the repository root with sqlite:///Q3b/data/recs.db: relative to the folder
+    # serve is started in, for gunicorn's workers as well
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, str(Q3B / "recommender.py"), "serve", "--store", "sqlite:///store/recs.db"]
+        + ["--bind", f"127.0.0.1:{port}", "--access-log", os.devnull],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = process.stderr.readline()
+        assert "serving http://127.0.0.1:" in first, first + process.stderr.read(2000)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as answer:
+            assert json.load(answer)["version"] == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
