@@ -127,6 +127,11 @@ def _answers(url: str) -> bool:
 
 
 def _stop(process: subprocess.Popen, sig: int) -> None:
+    """Stop ``process`` with ``sig`` (SIGKILL after STOP_TIMEOUT_S), then whatever is left of its process group.
+
+    Each child runs in a session of its own, so its group holds only what it forked: after a master that stopped
+    by itself (an nginx master killed by the OOM killer, say), its orphaned workers, which would keep the port.
+    """
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(sig)
@@ -135,6 +140,8 @@ def _stop(process: subprocess.Popen, sig: int) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def serve(

@@ -237,3 +237,29 @@ def test_serve_finds_a_relative_sqlite_store_as_the_batch_wrote_it(store_with_on
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.slow
+def test_serve_exits_1_and_frees_the_port_when_nginx_dies_on_its_own(store_with_one_version, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, str(Q3B / "recommender.py"), "serve", "--store", store_with_one_version[0]]
+        + ["--bind", f"127.0.0.1:{port}", "--access-log", os.devnull],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "serving http://127.0.0.1:" in process.stderr.readline()
+        children = psutil.Process(process.pid).children(recursive=True)
+        master = next(p for p in psutil.Process(process.pid).children() if p.name() == "nginx")
+        master.kill()  # as the OOM killer would: its workers are left behind
+        assert process.wait(timeout=30) == 1
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == []
+        with socket.socket() as again:
+            assert again.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+    finally:
+        if process.poll() is None:
+            process.kill()
