@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -263,3 +265,29 @@ def test_serve_exits_1_and_frees_the_port_when_nginx_dies_on_its_own(store_with_
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.slow
+def test_nginx_answers_503_in_json_when_gunicorn_is_not_there(tmp_path):
+    import rec_serve
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = rec_serve.render_nginx_conf(tmp_path, "127.0.0.1", port, tmp_path / "no-gunicorn.sock", os.devnull)
+    (tmp_path / "nginx.conf").write_text(conf)
+    nginx = subprocess.Popen([rec_serve.find_nginx(), "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")])
+    try:
+        for _ in range(300):  # until nginx listens
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert nginx.poll() is None, "nginx stopped"
+            time.sleep(0.1)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert answer.value.code == 503
+        assert json.loads(answer.value.read()) == {"error": "the API is not available; retry shortly"}
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=15)
