@@ -235,7 +235,7 @@ def openapi_document() -> dict:
     country = {"name": "country", "in": "query", "schema": {"type": "string", "maxLength": 100}}
 
     def answers(ok_ref: str | None, *codes: int) -> dict:
-        reasons = {400: "bad input", 413: "body too large", 503: "no version yet or store unreadable"}
+        reasons = {400: "bad input", 413: "body too large", 503: "no version yet or store unreachable"}
         out = {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": ok_ref}}}}}
         out.update(
             {str(c): {"description": reasons[c], "content": {"application/json": {"schema": error}}} for c in codes}
@@ -456,6 +456,12 @@ def create_app(store_url: str | None = None) -> Flask:
     @app.errorhandler(rec_store.NoVersionError)
     def no_version(err):
         return jsonify(error=str(err)), 503
+
+    @app.errorhandler(rec_store.StoreUnreachableError)
+    def store_unreachable(err):  # the PostgreSQL server is down or restarting: retryable, one log line per request
+        store_errors.inc()
+        app.logger.error("%s: %s", request.path, err)
+        return jsonify(error="the store cannot be reached; retry shortly"), 503
 
     @app.errorhandler(HTTPException)
     def http_error(err):
