@@ -168,14 +168,22 @@ class RetentionQuery:
             raise ValueError(f"--intervals must be 0 or more, got {self.intervals}")
         object.__setattr__(self, "cohort_events", _names("--cohort-event", self.cohort_events or (COHORT_EVENT,)))
         object.__setattr__(self, "returning_events", _names("--returning-event", self.returning_events))
-        first, after = self.cohort_period
-        if self.window_start is None:
-            object.__setattr__(self, "window_start", after)
-        if self.mode == "on-or-after":
+        if self.mode == "on-or-after" and self.window_end is not None:
+            raise ValueError("--window-end does not apply with --mode on-or-after (the window has no end)")
+        try:
+            first, after = self.cohort_period
+            if self.window_start is None:
+                object.__setattr__(self, "window_start", after)
+            if self.mode == "on" and self.window_end is None:
+                last = add_periods(first, max(self.intervals, 1) + 1, self.period) - _DAY
+                object.__setattr__(self, "window_end", last)
             if self.window_end is not None:
-                raise ValueError("--window-end does not apply with --mode on-or-after (the window has no end)")
-        elif self.window_end is None:
-            object.__setattr__(self, "window_end", add_periods(first, max(self.intervals, 1) + 1, self.period) - _DAY)
+                self.window_end + _DAY  # the SQL ends the window at the next midnight
+        except (OverflowError, ValueError):  # datetime's "date value out of range", "year 10000 is out of range"
+            raise ValueError(
+                "the cohort or its window reaches past 9999-12-30, the last day that can be queried; "
+                "use earlier dates or fewer --intervals"
+            ) from None
         if self.window_start < first:
             raise ValueError(
                 f"window start {self.window_start} is before the cohort's first day {first}; "
@@ -463,7 +471,8 @@ def retention_table_sql(query: RetentionQuery, has_tz: bool = False):
     The local periods spanned by the data are listed once (``bounds``) with the instant each begins; an event's
     period is then ``width_bucket(time, instants)``, a binary search, rather than a time-zone conversion of every
     event, and period numbers are differences of those indexes. Each user's activity is aggregated per period
-    before the join to the cohorts.
+    before the join to the cohorts. The periods are listed as plain timestamps, so the session's ``TimeZone``
+    (a midnight it skips, say) never moves them.
     """
     t, u, ev = (sql.Identifier(n) for n in (query.time_col, query.user_col, query.event_col))
     bucket = sql.SQL("width_bucket({}, (SELECT instants FROM bounds))").format(t)
@@ -492,7 +501,7 @@ def retention_table_sql(query: RetentionQuery, has_tz: bool = False):
 bounds AS (
     -- every local period from the first event's to the last event's, and the instant it begins
     SELECT array_agg(p::date ORDER BY p) AS starts, array_agg({first_instant} ORDER BY p) AS instants
-    FROM span, generate_series(span.first_period, span.last_day, %(step)s::interval) AS p
+    FROM span, generate_series(span.first_period::timestamp, span.last_day::timestamp, %(step)s::interval) AS p
 ),
 cohort AS (
     SELECT {u} AS uid, min({t}) AS anchor, width_bucket(min({t}), (SELECT instants FROM bounds)) AS cohort_period

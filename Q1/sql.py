@@ -242,6 +242,12 @@ def answer_report(conn, query: RetentionQuery, args) -> None:
         out = {"cohorts": cohorts, "all_cohorts": overall.to_dict()}
         print(json.dumps(_nan_to_none(out), allow_nan=False))
         return
+    if table.empty:  # most often a cohort event named otherwise in the user's table: say so, draw no empty heatmap
+        status(
+            f"no cohort: {query.table} has no {'/'.join(query.cohort_events)} event with a user and a time; "
+            "name your cohort event with --cohort-event (nothing written)"
+        )
+        return
     csv_path, png_path = report_paths(args.out, args.overwrite)  # checked before the work too; files may have appeared
     args.out.mkdir(parents=True, exist_ok=True)
     with_overall = pd.concat([table, overall.to_frame("all cohorts").T.rename_axis(table.index.name)])

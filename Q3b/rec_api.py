@@ -48,6 +48,9 @@ STORE_ENV = "RECS_STORE"
 STORE_ERROR_EXIT = 4  # gunicorn's APP_LOAD_ERROR: the master stops with "App failed to load" instead of respawning
 VERSION_HEADER = "X-Recs-Version"  # the version an answer came from; nginx writes it into the access log
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# the method label of the request counter; any other method a client makes up is counted as "other", so clients
+# cannot create new time series
+METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 
 class BadRequest(ValueError):
@@ -232,7 +235,7 @@ def openapi_document() -> dict:
     country = {"name": "country", "in": "query", "schema": {"type": "string", "maxLength": 100}}
 
     def answers(ok_ref: str | None, *codes: int) -> dict:
-        reasons = {400: "bad input", 413: "body too large", 503: "no version yet or store unreadable"}
+        reasons = {400: "bad input", 413: "body too large", 503: "no version yet or store unreachable"}
         out = {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": ok_ref}}}}}
         out.update(
             {str(c): {"description": reasons[c], "content": {"application/json": {"schema": error}}} for c in codes}
@@ -393,7 +396,8 @@ def create_app(store_url: str | None = None) -> Flask:
     def count(response):
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         status = str(response.status_code)
-        requests.labels(route, request.method, status).inc()
+        method = request.method if request.method in METRIC_METHODS else "other"
+        requests.labels(route, method, status).inc()
         latency.labels(route, status).observe(time.perf_counter() - g.get("started", time.perf_counter()))
         return response
 
@@ -452,6 +456,12 @@ def create_app(store_url: str | None = None) -> Flask:
     @app.errorhandler(rec_store.NoVersionError)
     def no_version(err):
         return jsonify(error=str(err)), 503
+
+    @app.errorhandler(rec_store.StoreUnreachableError)
+    def store_unreachable(err):  # the PostgreSQL server is down or restarting: retryable, one log line per request
+        store_errors.inc()
+        app.logger.error("%s: %s", request.path, err)
+        return jsonify(error="the store cannot be reached; retry shortly"), 503
 
     @app.errorhandler(HTTPException)
     def http_error(err):

@@ -90,6 +90,19 @@ def _check_address_free(host: str, port: int) -> None:
             raise ServeError(f"cannot listen on {host}:{port}: {err.strerror}; choose another --bind") from None
 
 
+def _check_access_log(access_log: str) -> None:
+    """Open the access log for appending as nginx will (creating it), so a bad path is one line before any start."""
+    if access_log == "-":
+        return
+    try:
+        with open(access_log, "a"):
+            pass
+    except OSError as err:
+        raise ServeError(
+            f"--access-log {access_log}: cannot write there ({err.strerror}); choose another file"
+        ) from None
+
+
 def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM if serve itself dies (Linux), so nothing is left behind."""
     with contextlib.suppress(OSError, AttributeError):
@@ -114,6 +127,11 @@ def _answers(url: str) -> bool:
 
 
 def _stop(process: subprocess.Popen, sig: int) -> None:
+    """Stop ``process`` with ``sig`` (SIGKILL after STOP_TIMEOUT_S), then whatever is left of its process group.
+
+    Each child runs in a session of its own, so its group holds only what it forked: after a master that stopped
+    by itself (an nginx master killed by the OOM killer, say), its orphaned workers, which would keep the port.
+    """
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(sig)
@@ -122,6 +140,8 @@ def _stop(process: subprocess.Popen, sig: int) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def serve(
@@ -139,7 +159,8 @@ def serve(
     Parameters: ``workers`` gunicorn worker processes x ``threads`` threads each; ``access_log`` '-' (stdout) or a
     file for nginx's JSON access log; ``on_ready(url)`` is called once /healthz answers.  Returns 0 after a
     requested stop, 1 if nginx or gunicorn stopped by itself.  Raises ServeError before starting anything for a
-    bad address, a port in use, a missing nginx or a store that cannot be served.
+    bad address, a port in use, a missing nginx, a store that cannot be served or an access log that cannot be
+    written.
     """
     host, port = parse_bind(bind)
     nginx = find_nginx()
@@ -148,6 +169,7 @@ def serve(
     except (FileNotFoundError, ValueError, ConnectionError) as err:
         raise ServeError(f"--store: {err}") from None
     _check_address_free(host, port)
+    _check_access_log(access_log)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -165,7 +187,7 @@ def serve(
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "--chdir",
+                "--pythonpath",  # not --chdir: a relative sqlite:/// store URL means the same file as for serve
                 str(Q3B),
                 "--bind",
                 f"unix:{socket_path}",

@@ -153,3 +153,27 @@ def test_other_column_names_and_uid_types_match_reference(conn, table_name, uid_
     pd.testing.assert_frame_equal(
         retention_table(conn, report_query), retention_table_reference(frame, report_query), check_dtype=False
     )
+
+
+def test_report_does_not_depend_on_the_session_time_zone(conn, table_name):
+    # Asia/Amman skipped 2017-03-31 00:00 (clocks went to 01:00). A session in that zone must not move the report's
+    # UTC day boundaries: "late" installs on 03-31 00:30 UTC, which is in the UTC cohort of 03-31.
+    load_events(
+        conn,
+        table_name,
+        events_frame(
+            [
+                ("2017-03-30 12:00:00", "early", "FIRST_INSTALL"),
+                ("2017-03-31 00:30:00", "late", "FIRST_INSTALL"),
+                ("2017-04-01 00:30:00", "late", "APP_OPEN"),
+                ("2017-04-02 12:00:00", "early", "APP_OPEN"),
+            ]
+        ),
+    )
+    stored = read_back(conn, table_name)
+    query = RetentionQuery(intervals=2, table=table_name)
+    with conn.cursor() as cur:
+        cur.execute("SET TimeZone = 'Asia/Amman'")
+    table = retention_table(conn, query)
+    pd.testing.assert_frame_equal(table, retention_table_reference(stored, query), check_dtype=False)
+    assert table.loc[dt.date(2017, 3, 31), "cohort_size"] == 1 and table.loc[dt.date(2017, 3, 31), "period_1"] == 1.0

@@ -277,3 +277,31 @@ def test_report_over_3000_days_works_and_keeps_the_png_small(pg_dsn, table_name,
     width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
     assert width <= 2_400 and height <= 3_000
     assert pd.read_csv(tmp_path / "retention_table.csv", index_col="cohort_start").shape == (11, 3_002)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--intervals", "999999999"],
+        ["--intervals", "3000000"],
+        ["--period", "month", "--intervals", "200000"],
+        ["--cohort-date", "9999-12-31"],
+        ["--window-end", "9999-12-31"],
+    ],
+)
+def test_dates_past_the_calendar_are_one_line_exit_2(capsys, argv):
+    assert q1_cli.main(["--no-seed", *argv]) == 2
+    assert _one_line_error(capsys).startswith("error: the cohort or its window reaches past 9999-12-30")
+
+
+@pytest.mark.slow
+def test_report_without_any_cohort_event_says_so_and_draws_no_empty_heatmap(
+    pg_dsn, conn, table_name, tmp_path, capsys, recwarn
+):
+    load_events(conn, table_name, events_frame([("2017-04-01 10:00:00", "a", "first_open")]))
+    conn.commit()
+    out = tmp_path / "report"
+    argv = ["--dsn", pg_dsn, "--no-seed", "--table", table_name, "--report", "--out", str(out)]
+    assert q1_cli.main(argv) == 0
+    assert f"no cohort: {table_name} has no FIRST_INSTALL event" in capsys.readouterr().err
+    assert not out.exists() and [str(w.message) for w in recwarn] == []

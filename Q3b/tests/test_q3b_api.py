@@ -279,6 +279,20 @@ def test_metrics_count_requests_by_route_and_status_and_report_the_served_versio
     assert values[("rec_store_errors_total", frozenset())] == 0
 
 
+def test_made_up_methods_do_not_create_new_metric_series(served):
+    client = rec_api.create_app(served[0]).test_client()
+    for i in range(20):
+        assert client.open("/healthz", method=f"X{i}METHOD").status_code == 405
+    client.open("/healthz", method="DELETE")
+    values = metric_values(client.get("/metrics").get_data(as_text=True))
+    methods = {}
+    for (name, labels), value in values.items():
+        if name == "rec_http_requests_total":
+            method = dict(labels)["method"]
+            methods[method] = methods.get(method, 0) + value
+    assert methods == {"other": 20, "DELETE": 1}
+
+
 def test_unreadable_store_makes_readyz_503_and_counts_store_errors(served, monkeypatch):
     app = rec_api.create_app(served[0])
 
@@ -298,6 +312,23 @@ def test_unreadable_store_makes_readyz_503_and_counts_store_errors(served, monke
     assert values[("rec_served_version", frozenset())] == 0
     again = metric_values(client.get("/metrics").get_data(as_text=True))
     assert again[("rec_store_errors_total", frozenset())] == 3  # and the first scrape's own read
+
+
+def test_unreachable_store_is_a_503_for_requests_and_counts_store_errors(served, monkeypatch):
+    app = rec_api.create_app(served[0])
+
+    def down(*args, **kwargs):
+        raise rec_store.StoreUnreachableError("cannot connect to PostgreSQL at host db port 5432 database recs")
+
+    monkeypatch.setattr(app.extensions["rec_store"], "lookup", down)
+    client = app.test_client()
+    single = client.get("/users/abc/recommendations")
+    bulk = client.post("/recommendations", json={"users": ["abc"]})
+    for response in (single, bulk):
+        assert response.status_code == 503
+        assert response.get_json() == {"error": "the store cannot be reached; retry shortly"}
+    values = metric_values(client.get("/metrics").get_data(as_text=True))
+    assert values[("rec_store_errors_total", frozenset())] == 2
 
 
 def test_empty_store_answers_503_and_missing_store_fails_at_start(tmp_path, monkeypatch):

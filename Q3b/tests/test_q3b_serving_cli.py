@@ -2,11 +2,15 @@
 written, served version untouched), versions/promote/rollback, and `serve` starting and stopping as one."""
 
 import gzip
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -157,3 +161,133 @@ def test_serve_stops_everything_it_started_on_sigterm(store_with_one_version, tm
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.parametrize("where", ["no-folder/access.log", "."])
+def test_serve_refuses_an_unwritable_access_log_in_one_line_before_starting(
+    where, tmp_path, store_with_one_version, capfd
+):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / where
+    argv = ["serve", "--store", store_with_one_version[0], "--bind", f"127.0.0.1:{port}", "--access-log", str(log)]
+    assert recommender.main(argv) == 2
+    err = capfd.readouterr().err.strip()  # nginx and gunicorn would write to the file descriptor, not sys.stderr
+    assert len(err.splitlines()) == 1 and err.startswith(f"recommender.py serve: --access-log {log}: cannot write"), err
+
+
+@pytest.mark.slow
+def test_access_log_stays_json_when_a_request_carries_bytes_that_are_not_ascii(store_with_one_version, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "access.log"
+    process = subprocess.Popen(
+        [sys.executable, str(Q3B / "recommender.py"), "serve", "--store", store_with_one_version[0]]
+        + ["--bind", f"127.0.0.1:{port}", "--access-log", str(log)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    requests = [
+        b"GET /users/\xff\xfe/recommendations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: caf\xc3\xa9 \xff\r\nConnection: close\r\n\r\n",
+        b"GET /users/abc/recommendations?n=2 HTTP/1.1\r\nHost: x\r\nUser-Agent: probe\r\nConnection: close\r\n\r\n",
+    ]
+    try:
+        assert "serving http://127.0.0.1:" in process.stderr.readline()
+        for raw in requests:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+                client.sendall(raw)
+                while client.recv(65536):
+                    pass
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines = [json.loads(line.decode("utf-8")) for line in log.read_bytes().splitlines()]  # every line is JSON
+    mine = [line for line in lines if not line["user_agent"].startswith("Python-urllib/")]  # not serve's probe
+    assert [(line["uri"], line["status"], line["user_agent"]) for line in mine] == [
+        ("(not printable ASCII)", 400, ""),
+        ("/healthz", 200, "(not printable ASCII)"),
+        ("/users/abc/recommendations?n=2", 200, "probe"),
+    ]
+
+
+@pytest.mark.slow
+def test_serve_finds_a_relative_sqlite_store_as_the_batch_wrote_it(store_with_one_version, tmp_path):
+    # SERVING.md's commands run from the repository root with sqlite:///Q3b/data/recs.db: relative to the folder
+    # serve is started in, for gunicorn's workers as well
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, str(Q3B / "recommender.py"), "serve", "--store", "sqlite:///store/recs.db"]
+        + ["--bind", f"127.0.0.1:{port}", "--access-log", os.devnull],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = process.stderr.readline()
+        assert "serving http://127.0.0.1:" in first, first + process.stderr.read(2000)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as answer:
+            assert json.load(answer)["version"] == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.slow
+def test_serve_exits_1_and_frees_the_port_when_nginx_dies_on_its_own(store_with_one_version, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, str(Q3B / "recommender.py"), "serve", "--store", store_with_one_version[0]]
+        + ["--bind", f"127.0.0.1:{port}", "--access-log", os.devnull],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "serving http://127.0.0.1:" in process.stderr.readline()
+        children = psutil.Process(process.pid).children(recursive=True)
+        master = next(p for p in psutil.Process(process.pid).children() if p.name() == "nginx")
+        master.kill()  # as the OOM killer would: its workers are left behind
+        assert process.wait(timeout=30) == 1
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == []
+        with socket.socket() as again:
+            assert again.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.slow
+def test_nginx_answers_503_in_json_when_gunicorn_is_not_there(tmp_path):
+    import rec_serve
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = rec_serve.render_nginx_conf(tmp_path, "127.0.0.1", port, tmp_path / "no-gunicorn.sock", os.devnull)
+    (tmp_path / "nginx.conf").write_text(conf)
+    nginx = subprocess.Popen([rec_serve.find_nginx(), "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")])
+    try:
+        for _ in range(300):  # until nginx listens
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert nginx.poll() is None, "nginx stopped"
+            time.sleep(0.1)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert answer.value.code == 503
+        assert json.loads(answer.value.read()) == {"error": "the API is not available; retry shortly"}
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=15)
