@@ -82,6 +82,7 @@ def _before_module():
     path.write_bytes(source)
     spec = importlib.util.spec_from_file_location("neighbours_before", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["neighbours_before"] = module  # numba's cache finds a kernel's module by name
     spec.loader.exec_module(module)
     return module
 
