@@ -4,6 +4,7 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+import pytest
 from nbclient import NotebookClient
 
 import lastfm_data
@@ -12,14 +13,17 @@ import recommender
 Q3B = Path(__file__).resolve().parents[1]
 
 
-def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_notebook_runs_end_to_end(tmp_path, monkeypatch, hetrec_plays):
     monkeypatch.setenv("Q3B_NOTEBOOK_DATA", str(tmp_path))
-    monkeypatch.setenv("Q3B_NOTEBOOK_USERS", "500")
+    monkeypatch.setenv("Q3B_NOTEBOOK_USERS", "800")
     notebook = nbformat.read(Q3B / "User-user Nearest Neighbours Prototype.ipynb", as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(Q3B)}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4  # data plots and evaluation charts
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "sum of votes" in text and "Traceback" not in text
     assert (tmp_path / lastfm_data.PLAYS_FILE).exists()
 
 
@@ -61,3 +65,24 @@ def test_cli_batch_writes_a_store_version(tmp_path, capsys):
         == 2
     )
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_cli_evaluate_detects_hetrec_and_refuses_a_profile_file(hetrec_plays, tmp_path, capsys, monkeypatch):
+    import rec_evaluation
+
+    seen = {}
+
+    def fake_evaluate(data, **options):  # the loading and routing are under test here, not the evaluation
+        seen.update(users=len(data.users), countries=len(data.countries), extra=options["extra_models"])
+        table = pd.DataFrame({"model": ["m"], "ndcg@10": [0.1], "precision@10": [0.1]})
+        table.attrs["users_evaluated"] = 1
+        return table
+
+    monkeypatch.setattr(rec_evaluation, "evaluate", fake_evaluate)
+    argv = ["evaluate", "--plays", str(hetrec_plays), "--out-dir", str(tmp_path)]
+    assert recommender.main(argv) == 0
+    assert seen["users"] == 1892 and seen["countries"] == 0
+    assert list(seen["extra"]) == ["user-user (k=50, profile weight 0)"]  # no profiles: one plays-only row
+    assert "no profile file" in capsys.readouterr().out
+    assert recommender.main(argv + ["--profiles", str(hetrec_plays), "--force"]) == 2
+    assert "HetRec data has no profile file" in capsys.readouterr().err
