@@ -151,10 +151,14 @@ def _read_tsv(
 
 
 def first_non_utf8_line(path, chunk_size: int = 16 << 20) -> int | None:
-    """1-based number of the first line of ``path`` that is not valid UTF-8, or None if the whole file is."""
+    """1-based number of the first line of ``path`` that is not valid UTF-8, or None if the whole file is.
+
+    A compressed file (``.gz``, ``.bz2``, ... by its extension, as pyarrow's CSV reader decides) is checked after
+    decompression. Raises OSError for an unreadable or truncated file.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
     newlines = 0
-    with open(path, "rb") as handle:
+    with pa.input_stream(str(path), compression="detect") as handle:
         while True:
             chunk = handle.read(chunk_size)
             try:

@@ -172,7 +172,6 @@ def test_batch_summary_counts_every_user(tmp_path, capsys):
     [
         ([(_sha(1), "m1", "A", 10)], [_sha(1)]),  # one user with plays: nobody to be a neighbour
         ([(_sha(1), "m1", "A", 0), (_sha(2), "m2", "B", 0)], [_sha(1), _sha(2), _sha(3)]),  # only 0-play rows
-        ([(_sha(1), "m1", "A", "many")], [_sha(1), _sha(2)]),  # no usable play row at all
     ],
 )
 def test_too_few_users_with_plays_for_the_neighbours_is_one_line(plays_rows, users, tmp_path, capsys):
@@ -181,6 +180,15 @@ def test_too_few_users_with_plays_for_the_neighbours_is_one_line(plays_rows, use
     assert recommender.main(argv) == 2
     err = _one_line(capsys)
     assert "k=1 neighbours needs at least 2 users with plays" in err and "--neighbours" in err
+    assert not (tmp_path / "r.tsv").exists()
+
+
+def test_plays_file_with_no_usable_row_is_one_line_before_the_model(tmp_path, capsys):
+    folder = _write_lastfm(tmp_path / "in", [(_sha(1), "m1", "A", "many")], [_sha(1), _sha(2)])
+    argv = ["batch", "--data-dir", str(folder), "--neighbours", "1", "--out", str(tmp_path / "r.tsv")]
+    assert recommender.main(argv) == 2
+    err = _one_line(capsys)
+    assert "no usable row" in err and "nothing written" in err
     assert not (tmp_path / "r.tsv").exists()
 
 

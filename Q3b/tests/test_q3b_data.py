@@ -1,6 +1,7 @@
 """Loaders: row accounting and the real files' quirks."""
 
 import csv
+import gzip
 import random
 import re
 
@@ -263,6 +264,22 @@ def test_non_utf8_plays_file_names_the_line_in_any_block(tmp_path):
     with pytest.raises(ValueError, match="not UTF-8 text at line 71;"):
         ld.load_plays(path, block_size=1024)
 
+
+
+def test_gzipped_plays_file_loads_like_the_plain_one(real_lastfm, tmp_path):
+    plain = real_lastfm / "plays_sample.tsv"
+    packed = tmp_path / "plays_sample.tsv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    expected, expected_report = ld.load_plays(plain)
+    plays, report = ld.load_plays(packed)
+    pd.testing.assert_frame_equal(plays, expected)
+    assert report.rows_read == expected_report.rows_read == 295
+
+
+def test_non_utf8_line_is_found_inside_a_gzipped_file(tmp_path):
+    path = tmp_path / "plays.tsv.gz"
+    path.write_bytes(gzip.compress(b"ok\n" * 5 + b"bad \xe9\n"))
+    assert ld.first_non_utf8_line(path) == 6
 
 # --- HetRec 2011 Last.fm 2K ------------------------------------------------------------------------------------------
 def test_hetrec_file_loads_every_row_like_an_independent_reading(hetrec_plays):
