@@ -8,9 +8,10 @@ counts of the same text. Every article enters training four times, as its full t
 120 characters (snippet rows); the folds keep all rows of one article on the same side, so every CV score is on
 articles the fold model never saw. The grid picks the best full-text accuracy; ties go to the candidate with the
 best mean snippet accuracy. The chosen forest is wrapped in ``CalibratedClassifierCV(method="sigmoid")`` (Platt
-scaling on out-of-fold predictions, one forest refitted on all rows); ``off_topic`` is a forest vote share below
-the model's off-topic threshold (see :func:`off_topic_threshold`). A linear candidate (TF-IDF on the same
-features + LogisticRegression) is tuned on the same folds and reported beside the forest.
+scaling on out-of-fold predictions, one forest refitted on all rows); ``off_topic`` means the text's topic
+evidence is below the model's off-topic threshold for its length (see :func:`topic_evidence`). A linear
+candidate (TF-IDF on the same features + LogisticRegression) is tuned on the same folds and reported beside the
+forest.
 
 Documents are segmented once beforehand (``cantonese_tokenizer.segment_once``) and the feature step reads the
 tokens, so the grid's candidates and folds never re-segment text. The saved model puts the segmenter back in front,
@@ -272,19 +273,53 @@ def calibrated(pipeline: Pipeline, cv) -> CalibratedClassifierCV:
     return CalibratedClassifierCV(pipeline, method="sigmoid", cv=cv, ensemble=False)
 
 
-def off_topic_threshold(on_topic_votes) -> float:
-    """The forest vote share (uncalibrated probability of the top tag) below which a text is called off-topic:
-    the OFF_TOPIC_QUANTILE (0.5%) quantile of the out-of-fold vote shares of the training articles (full text), so
-    about 99.5% of on-topic articles stay above it. Text about none of the tags has none of their words, so the
-    trees disagree and the top share is low. The calibrated probability is not used here: Platt scaling, fitted
-    on on-topic texts only, stretches those middling shares towards 1."""
-    return float(np.quantile(np.asarray(on_topic_votes, dtype=float), OFF_TOPIC_QUANTILE, method="lower"))
+def topic_evidence(forest: Pipeline, X) -> np.ndarray:
+    """Topic evidence of each text: the sum of the forest's impurity-based feature importances over the features
+    (words, characters, character pairs) present in it; in [0, 1], shape (n_texts,).
+
+    Text about one of the tags contains that tag's telling words and characters; text about none of them contains
+    few, whatever the forest then votes. ``forest`` is a fitted (features, forest) pipeline; X a token DataFrame.
+    """
+    present = (forest[0].transform(X) > 0).astype(float)
+    return np.asarray(present @ forest[-1].feature_importances_).ravel()
 
 
-def forest_votes(model, texts) -> np.ndarray:
-    """Uncalibrated class probabilities (mean over trees) of the forest inside a raw-text model:
-    array of shape (n_texts, n_tags), columns in ``model.classes_`` order."""
-    return fitted_forest(model).predict_proba(model[0].transform(list(texts)))
+def off_topic_rule(evidence, versions, article_lengths) -> dict:
+    """Thresholds of topic evidence below which a text is called off-topic, one per text length.
+
+    Parameters
+    ----------
+    evidence : out-of-fold topic evidence of the training rows (on-topic by definition), shape (n_rows,)
+    versions : the rows' versions ("30", "60", "120", "full"), shape (n_rows,)
+    article_lengths : lengths in characters of the training articles
+
+    Returns
+    -------
+    {"thresholds": {version: the OFF_TOPIC_QUANTILE (0.5%) quantile of that version's evidence},
+     "full_from_chars": texts at least this long use the full-text threshold (5% quantile of article lengths,
+     at least 121)}. About 99.5% of on-topic texts of each length stay at or above their threshold.
+    """
+    evidence, versions = np.asarray(evidence, dtype=float), np.asarray(versions)
+    thresholds = {
+        v: round(float(np.quantile(evidence[versions == v], OFF_TOPIC_QUANTILE, method="lower")), 6) for v in VERSIONS
+    }
+    full_from = max(SNIPPET_LENGTHS[-1] + 1, int(np.quantile(np.asarray(article_lengths), 0.05)))
+    return {"thresholds": thresholds, "full_from_chars": full_from}
+
+
+def threshold_for(rule: dict, n_chars: int) -> float:
+    """The off-topic threshold of ``rule`` for a text of ``n_chars`` characters: the longest snippet length it
+    reaches (under 60 characters the 30-character threshold, under 120 the 60-character one, ...), and the
+    full-text threshold from ``rule["full_from_chars"]`` on."""
+    if n_chars >= rule["full_from_chars"]:
+        return rule["thresholds"]["full"]
+    reached = [n for n in SNIPPET_LENGTHS if n_chars >= n] or [SNIPPET_LENGTHS[0]]
+    return rule["thresholds"][str(reached[-1])]
+
+
+def uniform_rule(threshold: float) -> dict:
+    """An off-topic rule with one threshold for every length (``predict --threshold``)."""
+    return {"thresholds": dict.fromkeys(VERSIONS, float(threshold)), "full_from_chars": 0}
 
 
 def brier_score(y, proba, tags) -> float:
@@ -299,7 +334,7 @@ class CrossValidatedReport:
     tags: list[str]
     scores: dict  # forest: see best_scores
     linear_scores: dict  # linear candidate: see best_scores
-    calibration: dict  # brier_by_length {version: score}, off_topic_threshold, flagged_by_length {version: share}
+    calibration: dict  # brier_by_length {version: score}, off_topic rule, flagged_by_length {version: share}
     per_class: pd.DataFrame  # index tag; columns precision, recall, f1, support (full text)
     confusion: pd.DataFrame  # rows true tag, columns predicted tag, article counts (full text)
     out_of_fold: pd.DataFrame  # id, true_tag, predicted_tag, probability, off_topic, text (full text)
@@ -349,7 +384,7 @@ class CrossValidatedReport:
 @dataclass
 class TrainingResult:
     model: Pipeline  # raw text -> calibrated tag probabilities, refitted on all rows with the best parameters
-    off_topic_threshold: float
+    off_topic: dict  # see off_topic_rule
     forest_search: GridSearchCV
     linear_search: GridSearchCV
     report: CrossValidatedReport
@@ -403,8 +438,11 @@ def train_tagger(
     scores = best_scores(forest_search)
     best = build_forest_pipeline().set_params(**_tuple_params(scores["best_params"]))
 
-    log("out-of-fold forest votes and calibrated probabilities (calibration nested inside every fold) ...")
-    votes = cross_val_predict(best, X, y, cv=cv, method="predict_proba", n_jobs=n_jobs)
+    log("out-of-fold forest votes, topic evidence and calibrated probabilities ...")
+    votes, evidence = np.zeros((len(X), len(np.unique(y)))), np.zeros(len(X))
+    for train, test in cv.split(X, y):
+        fold = clone(best).fit(X.iloc[train], y[train])
+        votes[test], evidence[test] = fold.predict_proba(X.iloc[test]), topic_evidence(fold, X.iloc[test])
     inner = ArticleFolds(min(CALIBRATION_FOLDS, cv.get_n_splits()), RANDOM_STATE)
     proba = cross_val_predict(calibrated(best, inner), X, y, cv=cv, method="predict_proba", n_jobs=n_jobs)
     log("fitting the calibrated forest on all rows ...")
@@ -413,40 +451,32 @@ def train_tagger(
 
     version = np.asarray(X["version"])
     full = version == "full"
-    threshold = off_topic_threshold(votes[full].max(axis=1))
+    rule = off_topic_rule(evidence, version, [len(t) for t in texts])
+    flagged = evidence < np.array([rule["thresholds"][v] for v in version])
     calibration = {
         "method": "sigmoid (Platt), CalibratedClassifierCV",
         "brier_by_length": {v: brier_score(y[version == v], proba[version == v], tag_names) for v in VERSIONS},
         "brier_uncalibrated_by_length": {
             v: brier_score(y[version == v], votes[version == v], tag_names) for v in VERSIONS
         },
-        "off_topic_threshold": round(threshold, 4),
-        "flagged_by_length": {v: float((votes[version == v].max(axis=1) < threshold).mean()) for v in VERSIONS},
+        "off_topic": rule,
+        "flagged_by_length": {v: float(flagged[version == v].mean()) for v in VERSIONS},
     }
     report = _report(
-        tag_names,
-        scores,
-        best_scores(linear_search),
-        calibration,
-        proba[full],
-        votes[full],
-        y[full],
-        ids,
-        texts,
-        threshold,
+        tag_names, scores, best_scores(linear_search), calibration, proba[full], flagged[full], y[full], ids, texts
     )
     report.top_words = top_features(model)
     report.n_folds, report.n_candidates, report.fold_messages = cv.get_n_splits(), n_candidates, messages
     return TrainingResult(
         model=with_segmenter(model, tokenizer),
-        off_topic_threshold=threshold,
+        off_topic=rule,
         forest_search=forest_search,
         linear_search=linear_search,
         report=report,
     )
 
 
-def _report(tags, scores, linear_scores, calibration, proba, votes, y, ids, texts, threshold) -> CrossValidatedReport:
+def _report(tags, scores, linear_scores, calibration, proba, flagged, y, ids, texts) -> CrossValidatedReport:
     """Per-class metrics, confusion matrix and out-of-fold table from full-text out-of-fold probabilities."""
     predicted = np.asarray(tags, dtype=object)[proba.argmax(axis=1)]
     precision, recall, f1, support = precision_recall_fscore_support(y, predicted, labels=tags, zero_division=0)
@@ -465,7 +495,7 @@ def _report(tags, scores, linear_scores, calibration, proba, votes, y, ids, text
             "true_tag": y,
             "predicted_tag": predicted,
             "probability": probability.round(4),
-            "off_topic": votes.max(axis=1) < threshold,
+            "off_topic": flagged,
             "text": list(texts),
         }
     )
@@ -506,15 +536,14 @@ def with_segmenter(fitted, tokenizer=None) -> Pipeline:
     return Pipeline([("segment", CantoneseSegmenter(tokenizer or CantoneseTokenizer())), ("tagger", fitted)])
 
 
-def predict_tags(model: Pipeline, texts, off_topic_below: float) -> pd.DataFrame:
+def predict_tags(model: Pipeline, texts, off_topic: dict) -> pd.DataFrame:
     """Predict one tag per article.
 
     Parameters
     ----------
     model : fitted raw-text model (see :func:`with_segmenter`)
     texts : sequence of non-empty str, length n_articles
-    off_topic_below : forest vote share below which ``off_topic`` is True (the model's off-topic threshold, see
-        :func:`off_topic_threshold`)
+    off_topic : the model's off-topic rule (see :func:`off_topic_rule`; :func:`uniform_rule` for one threshold)
 
     Returns
     -------
@@ -523,12 +552,14 @@ def predict_tags(model: Pipeline, texts, off_topic_below: float) -> pd.DataFrame
     """
     texts = list(texts)
     proba = model.predict_proba(texts)
+    evidence = topic_evidence(fitted_forest(model), model[0].transform(texts))
+    thresholds = np.array([threshold_for(off_topic, len(text)) for text in texts])
     best = proba.argmax(axis=1)
     probability = proba[np.arange(len(best)), best]
     return pd.DataFrame(
         {
             "predicted_tag": model.classes_[best],
             "probability": probability.round(4),
-            "off_topic": forest_votes(model, texts).max(axis=1) < off_topic_below,
+            "off_topic": evidence < thresholds,
         }
     )

@@ -1,7 +1,7 @@
 """Saving and loading a fitted tagger in the skops format, which does not run code on load.
 
 A model file is a skops archive (``skops.io``: a zip of a JSON schema and numpy arrays) holding one dict: the
-raw-text model, its tags, off-topic threshold, cross-validated scores, best parameters, library versions and where
+raw-text model, its tags, off-topic thresholds, cross-validated scores, best parameters, library versions and where
 it came from. Loading first lists the types the file would create and refuses the file unless every one of them is
 a type this tool writes (:data:`TRUSTED_TYPES`); a pickle, a zip of something else or a skops file with other types
 is rejected before anything in it is built.
@@ -61,7 +61,7 @@ def library_versions() -> dict:
 def save_model(
     path: Path,
     model,
-    off_topic_threshold: float,
+    off_topic: dict,
     scores: dict,
     training_file: Path | str | None = None,
     demo: bool = False,
@@ -72,7 +72,7 @@ def save_model(
     ----------
     path : destination file (parent folders are created)
     model : fitted raw-text pipeline (``tagger_model.with_segmenter``)
-    off_topic_threshold : calibrated probability below which predictions are flagged off-topic
+    off_topic : the off-topic rule (``tagger_model.off_topic_rule``: topic-evidence thresholds by text length)
     scores : cross-validated scores (JSON-ready dict: accuracy overall and by length, calibration, best_params)
     training_file, demo : where the model came from (absolute path; whether it is the demo corpus)
     """
@@ -81,7 +81,7 @@ def save_model(
         "format_version": FORMAT_VERSION,
         "model": model,
         "tags": [str(t) for t in model.classes_],
-        "off_topic_threshold": float(off_topic_threshold),
+        "off_topic": off_topic,
         "scores": scores,
         "versions": library_versions(),
         "training_file": str(Path(training_file).resolve()) if training_file else None,

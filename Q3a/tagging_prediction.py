@@ -24,7 +24,7 @@ import pandas as pd
 
 from article_data import ArticleDataError, load_articles, read_article_table, validate_articles
 from cantonese_tokenizer import CantoneseTokenizer
-from tagger_model import N_FOLDS, VERSIONS, TrainingDataError, predict_tags, train_tagger
+from tagger_model import N_FOLDS, VERSIONS, TrainingDataError, predict_tags, train_tagger, uniform_rule
 from tagger_plots import plot_accuracy_by_length, plot_confusion_matrix, plot_labels
 from tagger_store import IncompatibleModelError, describe_model, load_model, save_model
 
@@ -143,7 +143,8 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold",
         type=float,
-        help="off_topic when the probability is below this (default: the model's own off-topic threshold)",
+        help="off_topic when the topic evidence is below this, for every length (default: the model's own "
+        "thresholds by text length)",
     )
     p.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out file")
     return p
@@ -158,12 +159,12 @@ def _report_left_out(articles, source, what: str) -> None:
         )
 
 
-def tag_articles(model, threshold: float, frame: pd.DataFrame, source: str) -> pd.DataFrame:
+def tag_articles(model, off_topic: dict, frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Tag every row of an ``id,text`` table in file order. Rows with empty text stay, with an empty tag, no
     probability and ``reason`` "empty text"; the other rows have an empty ``reason``."""
     articles = validate_articles(frame, source, require_tag=False)
     _report_left_out(articles, source, " kept in the output with an empty tag (reason: empty text)")
-    tagged = predict_tags(model, articles.texts, threshold)
+    tagged = predict_tags(model, articles.texts, off_topic)
     tagged.insert(0, "id", articles.ids)
     tagged["reason"] = ""
     empty = pd.DataFrame({"id": articles.left_out_ids, "predicted_tag": "", "reason": "empty text"})
@@ -244,14 +245,12 @@ def run_train(args) -> int:
     if test is None:
         predictions = _out_of_fold_predictions(report)
     else:
-        predictions = tag_articles(result.model, result.off_topic_threshold, test, str(test_path))
+        predictions = tag_articles(result.model, result.off_topic, test, str(test_path))
     _write_predictions(predictions, out_path)
     saved_scores = {
         key: report.scores[key] for key in ("cv_accuracy_mean", "cv_accuracy_std", "macro_f1", "accuracy_by_length")
     } | {"best_params": report.scores["best_params"], "calibration": report.calibration}
-    save_model(
-        model_path, result.model, result.off_topic_threshold, saved_scores, training_file=train_path, demo=args.demo
-    )
+    save_model(model_path, result.model, result.off_topic, saved_scores, training_file=train_path, demo=args.demo)
 
     prediction_kind = (
         f"{len(predictions)} rows of {test_path}"
@@ -312,7 +311,9 @@ def format_report(report, summary: dict, demo: bool = False) -> str:
         "  " + "   ".join(f"{_length_label(v)} {cal['brier_by_length'][v]:.4f}" for v in VERSIONS),
         "  uncalibrated forest votes: "
         + "   ".join(f"{_length_label(v)} {cal['brier_uncalibrated_by_length'][v]:.4f}" for v in VERSIONS),
-        f"off-topic threshold: forest vote share < {cal['off_topic_threshold']:.4f}; "
+        "off-topic when topic evidence is below: "
+        + ", ".join(f"{_length_label(v)} {t:.4f}" for v, t in cal["off_topic"]["thresholds"].items())
+        + f" (full-text threshold from {cal['off_topic']['full_from_chars']} chars); "
         "on-topic texts flagged out of fold: "
         + ", ".join(f"{_length_label(v)} {cal['flagged_by_length'][v]:.1%}" for v in VERSIONS),
         "",
@@ -372,8 +373,8 @@ def run_predict(args) -> int:
     except IncompatibleModelError as error:
         raise UsageError(f"--model {error}") from None
     print(f"model: {args.model}: {describe_model(bundle)}", file=sys.stderr)
-    threshold = bundle["off_topic_threshold"] if args.threshold is None else args.threshold
-    predictions = tag_articles(bundle["model"], threshold, frame, source)
+    rule = bundle["off_topic"] if args.threshold is None else uniform_rule(args.threshold)
+    predictions = tag_articles(bundle["model"], rule, frame, source)
     _write_predictions(predictions, out_path)
     if out_path is not None and out_path != STDOUT:
         print(

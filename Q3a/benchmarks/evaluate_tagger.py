@@ -80,18 +80,18 @@ def evaluate(articles, outer: int, jobs: int, quick: bool, log) -> dict:
             list(texts[train]), list(tags[train]), [ids[i] for i in train], quick=quick, n_jobs=jobs, log=log
         )
         fold_params.append(result.report.scores["best_params"])
-        thresholds.append(result.off_topic_threshold)
+        thresholds.append(result.off_topic["thresholds"])
         X, y = article_rows(list(texts[train]), list(tags[train]), CantoneseTokenizer())
         linear = build_linear_pipeline().set_params(**result.report.linear_scores["best_params"]).fit(X, y)
         truths.append(tags[test])
         for v in VERSIONS:
             held_out = [snippet(t, v) for t in texts[test]]
-            predicted = predict_tags(result.model, held_out, result.off_topic_threshold)
+            predicted = predict_tags(result.model, held_out, result.off_topic)
             tagged[v].append(predicted)
             probabilities[v].append(result.model.predict_proba(held_out))
             segmented = result.model[0].transform(held_out)
             linear_right[v].append(linear.predict(segmented) == tags[test])
-            off[v].append(predict_tags(result.model, [snippet(p, v) for p in passages], result.off_topic_threshold))
+            off[v].append(predict_tags(result.model, [snippet(p, v) for p in passages], result.off_topic))
     truth = np.concatenate(truths)
     tag_names = list(result.model.classes_)
     rows = {}
@@ -140,7 +140,8 @@ def format_tables(result: dict) -> str:
         f"Off-topic flag on full texts: {full['hkcancor_flagged']:.1%} of HKCanCor passages flagged "
         f"(target >= {OFF_TOPIC_TARGET:.0%}), {1 - full['on_topic_flagged']:.1%} of unseen on-topic articles not "
         f"flagged (target >= {ON_TOPIC_KEPT_TARGET:.0%}).",
-        "Off-topic thresholds of the outer models: " + ", ".join(f"{t:.4f}" for t in result["thresholds"]),
+        "Off-topic thresholds (topic evidence) of the outer models: "
+        + "; ".join(", ".join(f"{v} {t:.4f}" for v, t in th.items()) for th in result["thresholds"]),
         "Best forest parameters per outer fold: " + "; ".join(str(p) for p in result["fold_params"]),
     ]
     return "\n".join(lines)

@@ -138,7 +138,12 @@ def test_demo_writes_apart_from_real_model_and_predict_names_its_source(tmp_path
     monkeypatch.setattr(tagging_prediction, "DEMO_OUT_DIR", demo_out)
     assert main(["--quick", "--demo", "--jobs", "2"]) == 0
     assert (real_out / "model.skops").read_text() == "the real model"
-    assert sorted(p.name for p in demo_out.iterdir()) == ["confusion_matrix.png", "model.skops", "prediction.csv"]
+    assert sorted(p.name for p in demo_out.iterdir()) == [
+        "accuracy_by_length.png",
+        "confusion_matrix.png",
+        "model.skops",
+        "prediction.csv",
+    ]
     capsys.readouterr()
     monkeypatch.setattr(sys, "stdin", io.StringIO("湖人今晚主場迎戰勇士\n"))
     assert main(["predict", "--model", str(demo_out / "model.skops")]) == 0

@@ -31,7 +31,7 @@ def demo_model(tmp_path_factory):
         articles.texts, articles.tags, articles.ids, param_grid={"forest__n_estimators": [10]}, n_jobs=1
     )
     path = tmp_path_factory.mktemp("model") / "model.skops"
-    save_model(path, result.model, result.off_topic_threshold, {"cv_accuracy_mean": 1.0}, demo=True)
+    save_model(path, result.model, result.off_topic, {"cv_accuracy_mean": 1.0}, demo=True)
     return path, result
 
 
@@ -99,7 +99,7 @@ def test_saved_bundle_carries_tags_versions_threshold_and_scores(demo_model):
     assert bundle["tags"] == sorted(set(load_articles(Q3A / "demo" / "demo_train.csv").tags))
     assert bundle["versions"]["scikit-learn"] == __import__("sklearn").__version__
     assert bundle["versions"]["pycantonese"] == __import__("pycantonese").__version__
-    assert bundle["off_topic_threshold"] == result.off_topic_threshold
+    assert bundle["off_topic"] == result.off_topic
     assert bundle["scores"] == {"cv_accuracy_mean": 1.0}
 
 
@@ -142,7 +142,7 @@ def test_predict_keeps_empty_rows_in_order_and_writes_stdout_with_dash(demo_mode
     assert out.id.tolist() == ["007", "8", "9", "10"]
     assert out.reason.tolist() == ["", "empty text", "empty text", ""]
     assert out.predicted_tag.tolist()[1:3] == ["", ""]
-    expected = predict_tags(result.model, ["今日天文台話會落大雨", "球員入咗球"], result.off_topic_threshold)
+    expected = predict_tags(result.model, ["今日天文台話會落大雨", "球員入咗球"], result.off_topic)
     assert out.predicted_tag.iloc[[0, 3]].tolist() == expected.predicted_tag.tolist()
     assert out.probability.iloc[[0, 3]].astype(float).tolist() == expected.probability.tolist()
     assert "2 row(s) with empty text kept in the output" in done.stderr
@@ -154,7 +154,7 @@ def test_predict_from_saved_model_equals_in_process(demo_model, demo_test_path, 
     assert main(["predict", "--model", str(path), "--input", str(demo_test_path), "--out", str(out)]) == 0
     from_file = pd.read_csv(out, dtype={"id": str})
     test = pd.read_csv(demo_test_path, dtype=str)
-    in_process = predict_tags(result.model, test.text.tolist(), result.off_topic_threshold)
+    in_process = predict_tags(result.model, test.text.tolist(), result.off_topic)
     assert from_file.id.tolist() == test.id.tolist()
     assert from_file.predicted_tag.tolist() == in_process.predicted_tag.tolist()
     assert from_file.probability.tolist() == in_process.probability.tolist()
