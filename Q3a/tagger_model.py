@@ -61,14 +61,14 @@ FOREST_PARAM_GRID = {
     "features__chars__ngram_range": [(1, 1), (1, 2)],
     "forest__n_estimators": [100, 200],
 }
-# Best candidate of FOREST_PARAM_GRID on the 377 HK01 articles (benchmarks/evaluate_tagger.py); used by --quick.
-BEST_KNOWN_FOREST_PARAMS = {
+# One candidate of each grid, used by --quick (and by the nested evaluation with --quick) instead of the search.
+QUICK_FOREST_PARAMS = {
     "features__words__min_df": 3,
     "features__chars__ngram_range": (1, 2),
     "forest__n_estimators": 100,
 }
 LINEAR_PARAM_GRID = {"linear__C": [1.0, 10.0, 100.0]}
-BEST_KNOWN_LINEAR_PARAMS = {"linear__C": 10.0}
+QUICK_LINEAR_PARAMS = {"linear__C": 10.0}
 
 
 class TrainingDataError(ValueError):
@@ -412,7 +412,7 @@ def train_tagger(
     ----------
     texts, tags, ids : sequences of str, length n_articles
     tokenizer : callable str -> list of str; default ``CantoneseTokenizer()``; put in front of the saved model
-    quick : use BEST_KNOWN_*_PARAMS instead of the grids (one candidate each)
+    quick : use QUICK_*_PARAMS instead of the grids (one candidate each)
     param_grid : forest grid overriding FOREST_PARAM_GRID (tests use a small one)
     n_jobs : worker processes for grid search and cross-validation (-1 = all cores)
     log : callable receiving progress messages
@@ -427,13 +427,13 @@ def train_tagger(
     for message in messages:
         log(f"warning: {message}")
     X, y = article_rows(texts, tags, tokenizer)
-    forest_grid = _grid(param_grid or FOREST_PARAM_GRID, quick, BEST_KNOWN_FOREST_PARAMS)
+    forest_grid = _grid(param_grid or FOREST_PARAM_GRID, quick, QUICK_FOREST_PARAMS)
     n_candidates = len(ParameterGrid(forest_grid))
     log(f"tuning the forest: {n_candidates} candidate(s) x {cv.get_n_splits()} folds on {len(X)} rows ...")
     forest_search = tune(build_forest_pipeline(), X, y, forest_grid, cv, n_jobs)
     log("tuning the linear candidate on the same folds ...")
     linear_search = tune(
-        build_linear_pipeline(), X, y, _grid(LINEAR_PARAM_GRID, quick, BEST_KNOWN_LINEAR_PARAMS), cv, n_jobs
+        build_linear_pipeline(), X, y, _grid(LINEAR_PARAM_GRID, quick, QUICK_LINEAR_PARAMS), cv, n_jobs
     )
     scores = best_scores(forest_search)
     best = build_forest_pipeline().set_params(**_tuple_params(scores["best_params"]))

@@ -28,6 +28,7 @@ from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from article_data import load_articles
+from benchmarks.q3a_results_md import machine_header, write_section
 from cantonese_tokenizer import CantoneseTokenizer, passthrough_tokens, segment_once
 
 RANDOM_STATE = 42
@@ -135,6 +136,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--every", type=int, default=1, help="keep every K-th grid candidate (default: all)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
 
     articles = load_articles(args.articles)
     cv = StratifiedKFold(5, shuffle=True, random_state=RANDOM_STATE)
@@ -184,6 +186,27 @@ def main() -> int:
         f"best-score difference "
         f"{100 * (ours['cv_accuracy_mean'] - original['cv_accuracy_mean']):+.2f} points; "
         f"peak RSS (process + workers) {memory.peak / 2**20:.0f} MiB; load average at end {os.getloadavg()[0]:.1f}"
+    )
+    table = [
+        "| arrangement | wall s | CPU s | best CV accuracy | best parameters |",
+        "| --- | --- | --- | --- | --- |",
+        *[
+            f"| {name} | {row['seconds']:.1f} | {row['cpu_seconds']:.1f} | {row['cv_accuracy_mean']:.4f} | "
+            f"{row['best_params']} |"
+            for name, row in rows.items()
+        ],
+    ]
+    header = machine_header(
+        load_before, os.getloadavg(), "cd Q3a && ../.venv/bin/python -m benchmarks.bench_grid " + " ".join(sys.argv[1:])
+    )
+    write_section(
+        HERE.parent / "RESULTS.md",
+        "bench_grid",
+        "## Segment once vs. tokenizer inside CountVectorizer (word-count forest, original grid)\n\n"
+        f"{header}\n{len(grid)} candidates x {cv.get_n_splits()} folds, n_jobs={args.jobs}\n\n"
+        + "\n".join(table)
+        + f"\n\nspeed-up {speedup:.1f}x wall, {original['cpu_seconds'] / ours['cpu_seconds']:.1f}x CPU; "
+        f"peak RSS (process + workers) {memory.peak / 2**20:.0f} MiB\n",
     )
     out = HERE.parent / "out" / "bench_grid.json"
     out.parent.mkdir(exist_ok=True)
