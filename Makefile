@@ -8,7 +8,7 @@ DIR_q3a := Q3a
 DIR_q3b := Q3b
 BENCH_q1  := bench_retention
 BENCH_q2  := bench_bytes
-BENCH_q3a := bench_grid
+BENCH_q3a := evaluate_tagger
 BENCH_q3b := bench_recommender
 STAMP  := $(VENV)/.installed
 

@@ -12,6 +12,7 @@ import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 
+import pandas as pd
 import pycantonese
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm import tqdm
@@ -102,11 +103,19 @@ def passthrough_tokens(tokens: Sequence[str]) -> Sequence[str]:
     return tokens
 
 
-class CantoneseSegmenter(TransformerMixin, BaseEstimator):
-    """Pipeline step: raw article texts -> token tuples (see :func:`segment_once`).
+def join_tokens(tokens: Sequence[str]) -> str:
+    """Preprocessor for a character n-gram ``CountVectorizer`` on segmented documents: the tokens glued back
+    together (punctuation and stop words stay out), so character n-grams also span word boundaries, which recovers
+    names the segmenter split (``湖`` + ``人``)."""
+    return "".join(tokens)
 
-    Put in front of a vectorizer built with ``analyzer=passthrough_tokens`` so that a saved pipeline takes raw
-    text, while grid search runs on tokens segmented once beforehand.
+
+class CantoneseSegmenter(TransformerMixin, BaseEstimator):
+    """Pipeline step: raw article texts -> a DataFrame with one column ``tokens`` (token tuples, see
+    :func:`segment_once`).
+
+    Put in front of the tagger's feature step (which reads the ``tokens`` column) so that a saved pipeline takes
+    raw text, while grid search runs on tokens segmented once beforehand.
     """
 
     def __init__(self, tokenizer: Callable[[str], list[str]] | None = None):
@@ -115,6 +124,6 @@ class CantoneseSegmenter(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         return self
 
-    def transform(self, X) -> list[tuple[str, ...]]:
-        """X : sequence of str, length n_documents -> list of token tuples, same length."""
-        return segment_once(list(X), self.tokenizer or CantoneseTokenizer(), progress=False)
+    def transform(self, X) -> pd.DataFrame:
+        """X : sequence of str, length n_documents -> DataFrame with column ``tokens``, n_documents rows."""
+        return pd.DataFrame({"tokens": segment_once(list(X), self.tokenizer or CantoneseTokenizer(), progress=False)})

@@ -1,8 +1,9 @@
-"""Benchmark: the full grid search, segment-once (ours) vs. the original arrangement (tokenizer inside
-CountVectorizer, so every candidate and fold re-segments its documents), same folds, same grid, one run.
+"""Benchmark: a word-count forest grid search, segment-once (the tagger's arrangement) vs. the original
+arrangement of the offsite test (tokenizer inside CountVectorizer, so every candidate and fold re-segments its
+documents), same folds, same grid, one run.
 
-    .venv/bin/python Q3a/benchmarks/bench_grid.py [--articles ../shared/data/hk01/articles.csv] [--jobs 2]
-                                                  [--every K]
+    cd Q3a && ../.venv/bin/python -m benchmarks.bench_grid [--articles ../shared/data/hk01/articles.csv]
+                                                           [--jobs 2] [--every K]
 
 ``--every K`` keeps every K-th candidate of the grid for both arrangements (documented subset when the original
 cannot finish in time). Prints wall time, best parameters and best score side by side, the speed-up, the peak
@@ -21,18 +22,57 @@ import time
 from pathlib import Path
 
 import psutil
-from sklearn.model_selection import GridSearchCV, ParameterGrid
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
+from sklearn.pipeline import Pipeline
 
 from article_data import load_articles
-from cantonese_tokenizer import CantoneseTokenizer, segment_once
-from tagger_model import (
-    FOREST_PARAM_GRID,
-    SCORING,
-    best_scores,
-    build_forest_pipeline,
-    build_original_pipeline,
-    make_folds,
-)
+from benchmarks.q3a_results_md import machine_header, write_section
+from cantonese_tokenizer import CantoneseTokenizer, passthrough_tokens, segment_once
+
+RANDOM_STATE = 42
+SCORING = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
+# The original offsite test's grid (min_df/max_df are fractions of documents).
+FOREST_PARAM_GRID = {
+    "counts__min_df": [0.01, 0.05, 0.1],
+    "counts__max_df": [0.8, 0.9],
+    "forest__n_estimators": [50, 100, 200],
+    "forest__max_depth": [8, 10, 12],
+}
+
+
+def build_forest_pipeline(random_state: int = RANDOM_STATE) -> Pipeline:
+    """CountVectorizer on pre-segmented token tuples -> RandomForestClassifier (one worker per forest)."""
+    return Pipeline(
+        [
+            ("counts", CountVectorizer(analyzer=passthrough_tokens)),
+            ("forest", RandomForestClassifier(random_state=random_state, n_jobs=1)),
+        ]
+    )
+
+
+def build_original_pipeline(tokenizer=None, random_state: int = RANDOM_STATE) -> Pipeline:
+    """The original arrangement: the tokenizer runs inside CountVectorizer, so every grid candidate and fold
+    segments its documents again. Takes raw text."""
+    return Pipeline(
+        [
+            (
+                "counts",
+                CountVectorizer(tokenizer=tokenizer or CantoneseTokenizer(), token_pattern=None, lowercase=False),
+            ),
+            ("forest", RandomForestClassifier(random_state=random_state, n_jobs=1)),
+        ]
+    )
+
+
+def best_scores(search: GridSearchCV) -> dict:
+    i = search.best_index_
+    return {
+        "cv_accuracy_mean": float(search.cv_results_["mean_test_accuracy"][i]),
+        "best_params": search.best_params_,
+    }
+
 
 HERE = Path(__file__).resolve().parent
 
@@ -96,9 +136,10 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--every", type=int, default=1, help="keep every K-th grid candidate (default: all)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
 
     articles = load_articles(args.articles)
-    cv, _ = make_folds(articles.tags)
+    cv = StratifiedKFold(5, shuffle=True, random_state=RANDOM_STATE)
     grid = candidate_grid(args.every)
     n_fits = len(grid) * cv.get_n_splits()
     print(
@@ -145,6 +186,27 @@ def main() -> int:
         f"best-score difference "
         f"{100 * (ours['cv_accuracy_mean'] - original['cv_accuracy_mean']):+.2f} points; "
         f"peak RSS (process + workers) {memory.peak / 2**20:.0f} MiB; load average at end {os.getloadavg()[0]:.1f}"
+    )
+    table = [
+        "| arrangement | wall s | CPU s | best CV accuracy | best parameters |",
+        "| --- | --- | --- | --- | --- |",
+        *[
+            f"| {name} | {row['seconds']:.1f} | {row['cpu_seconds']:.1f} | {row['cv_accuracy_mean']:.4f} | "
+            f"{row['best_params']} |"
+            for name, row in rows.items()
+        ],
+    ]
+    header = machine_header(
+        load_before, os.getloadavg(), "cd Q3a && ../.venv/bin/python -m benchmarks.bench_grid " + " ".join(sys.argv[1:])
+    )
+    write_section(
+        HERE.parent / "RESULTS.md",
+        "bench_grid",
+        "## Segment once vs. tokenizer inside CountVectorizer (word-count forest, original grid)\n\n"
+        f"{header}\n{len(grid)} candidates x {cv.get_n_splits()} folds, n_jobs={args.jobs}\n\n"
+        + "\n".join(table)
+        + f"\n\nspeed-up {speedup:.1f}x wall, {original['cpu_seconds'] / ours['cpu_seconds']:.1f}x CPU; "
+        f"peak RSS (process + workers) {memory.peak / 2**20:.0f} MiB\n",
     )
     out = HERE.parent / "out" / "bench_grid.json"
     out.parent.mkdir(exist_ok=True)

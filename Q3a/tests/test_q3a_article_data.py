@@ -1,4 +1,4 @@
-"""Every bad-input rule of issue 4, on hand-made files: loader level and CLI level (one stderr line, exit 2)."""
+"""Every bad-input rule of the article loader on hand-made files: loader and CLI level (one stderr line, exit 2)."""
 
 import pytest
 

@@ -1,5 +1,5 @@
-"""Fresh-user trial findings: nothing to tag, directories as output paths, demo outputs kept apart from the real
-model, messages naming the file. Every user mistake: exit code 2, exactly one stderr line, no traceback, nothing
+"""Nothing to tag, directories as output paths, demo outputs kept apart from the real model, messages naming the
+file. Every user mistake: exit code 2, exactly one stderr line, no traceback, nothing
 overwritten."""
 
 import io
@@ -27,9 +27,10 @@ def assert_one_error_line(err: str, *parts: str) -> None:
 @pytest.fixture
 def junk_model(tmp_path) -> Path:
     # Input is checked before the model is loaded, so an unreadable model file proves the order too.
-    return (tmp_path / "m.joblib").write_bytes(b"not a model") and tmp_path / "m.joblib"
+    return (tmp_path / "m.skops").write_bytes(b"not a model") and tmp_path / "m.skops"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stdin", ["", "\n\n  \n"])
 def test_predict_with_empty_stdin(junk_model, stdin):
     done = subprocess.run(
@@ -48,7 +49,7 @@ def test_predict_with_empty_stdin(junk_model, stdin):
     [
         ("id,text\n", "no articles (header only"),
         ("id,text\n1,\n2,  \n3,NaN\n", "all 3 row(s) have an empty text"),
-        ("", "expected a header line id,text and"),  # predict needs no tag column (item 4)
+        ("", "expected a header line id,text and"),  # predict needs no tag column
     ],
 )
 def test_predict_with_nothing_to_tag_in_csv(junk_model, write_csv, tmp_path, capsys, content, message):
@@ -64,7 +65,7 @@ def test_predict_with_nothing_to_tag_in_csv(junk_model, write_csv, tmp_path, cap
     [
         ("--test", "id,text\n", "no articles (header only"),
         ("--train", "id,text,tag\n", "no articles (header only"),
-        ("--train", "id,text,tag\n1,甲,a\n2,乙,a\n", "training data has 1 distinct tag(s)"),  # item 4: names the file
+        ("--train", "id,text,tag\n1,甲,a\n2,乙,a\n", "training data has 1 distinct tag(s)"),
     ],
 )
 def test_train_with_header_only_files(write_csv, demo_train_path, tmp_path, capsys, which, content, message):
@@ -80,7 +81,7 @@ def test_train_with_header_only_files(write_csv, demo_train_path, tmp_path, caps
             "--out",
             str(tmp_path / "p.csv"),
             "--model-out",
-            str(tmp_path / "m.joblib"),
+            str(tmp_path / "m.skops"),
             "--report-dir",
             str(tmp_path),
         ]
@@ -90,12 +91,12 @@ def test_train_with_header_only_files(write_csv, demo_train_path, tmp_path, caps
     # The segmenting progress line may precede a training-data error; the error itself is one line.
     errors = [line for line in err.strip().splitlines() if not line.startswith(("segmenting", "tuning"))]
     assert_one_error_line("\n".join(errors), f"{path}: ", message)
-    assert not (tmp_path / "m.joblib").exists() and not (tmp_path / "p.csv").exists()
+    assert not (tmp_path / "m.skops").exists() and not (tmp_path / "p.csv").exists()
 
 
-@pytest.mark.parametrize("option, example", [("--out", "prediction.csv"), ("--model-out", "model.joblib")])
+@pytest.mark.parametrize("option, example", [("--out", "prediction.csv"), ("--model-out", "model.skops")])
 def test_directory_as_output_file_is_refused_with_the_right_advice(demo_train_path, tmp_path, capsys, option, example):
-    args = {"--out": str(tmp_path / "p.csv"), "--model-out": str(tmp_path / "m.joblib"), "--report-dir": str(tmp_path)}
+    args = {"--out": str(tmp_path / "p.csv"), "--model-out": str(tmp_path / "m.skops"), "--report-dir": str(tmp_path)}
     folder = tmp_path / "a_folder"
     folder.mkdir()
     args[option] = str(folder)
@@ -119,6 +120,7 @@ def test_predict_out_directory_and_report_dir_file_refused(junk_model, demo_trai
     assert_one_error_line(capsys.readouterr().err, "confusion_matrix.png is a directory")
 
 
+@pytest.mark.slow
 def test_argparse_error_is_one_line():
     done = subprocess.run([sys.executable, CLI, "--demo", "--folds", "x"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
@@ -131,17 +133,22 @@ def test_argparse_error_is_one_line():
 def test_demo_writes_apart_from_real_model_and_predict_names_its_source(tmp_path, monkeypatch, capsys):
     real_out, demo_out = tmp_path / "out", tmp_path / "out" / "demo"
     real_out.mkdir()
-    (real_out / "model.joblib").write_text("the real model")
+    (real_out / "model.skops").write_text("the real model")
     monkeypatch.setattr(tagging_prediction, "OUT_DIR", real_out)
     monkeypatch.setattr(tagging_prediction, "DEMO_OUT_DIR", demo_out)
     assert main(["--quick", "--demo", "--jobs", "2"]) == 0
-    assert (real_out / "model.joblib").read_text() == "the real model"
-    assert sorted(p.name for p in demo_out.iterdir()) == ["confusion_matrix.png", "model.joblib", "prediction.csv"]
+    assert (real_out / "model.skops").read_text() == "the real model"
+    assert sorted(p.name for p in demo_out.iterdir()) == [
+        "accuracy_by_length.png",
+        "confusion_matrix.png",
+        "model.skops",
+        "prediction.csv",
+    ]
     capsys.readouterr()
     monkeypatch.setattr(sys, "stdin", io.StringIO("湖人今晚主場迎戰勇士\n"))
-    assert main(["predict", "--model", str(demo_out / "model.joblib")]) == 0
+    assert main(["predict", "--model", str(demo_out / "model.skops")]) == 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"model: {demo_out / 'model.joblib'}: tags ")
+    assert len(err) == 1 and err[0].startswith(f"model: {demo_out / 'model.skops'}: tags ")
     assert "DEMO corpus (not real news)" in err[0] and str(Q3A / "demo" / "demo_train.csv") in err[0]
     assert " UTC" in err[0]
 
@@ -149,7 +156,7 @@ def test_demo_writes_apart_from_real_model_and_predict_names_its_source(tmp_path
 def test_confusion_png_labels_mapping_and_plot(tmp_path):
     import pandas as pd
 
-    from tagger_model import _installed_cjk_font, plot_confusion_matrix, plot_labels
+    from tagger_plots import _installed_cjk_font, plot_confusion_matrix, plot_labels
 
     tags = ["NBA", "拜登", "新盤市況"]
     labels = plot_labels(tags)

@@ -5,12 +5,14 @@ import unicodedata
 
 import joblib
 import pycantonese
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-from cantonese_tokenizer import CantoneseTokenizer, segment_once, split_on_punctuation
-from tagger_model import build_forest_pipeline, build_original_pipeline, train_tagger
+from benchmarks.bench_grid import build_forest_pipeline, build_original_pipeline
+from cantonese_tokenizer import CantoneseTokenizer, join_tokens, segment_once, split_on_punctuation
+from tagger_model import SNIPPET_LENGTHS, train_tagger
 
 # Segmentations checked by hand by a Cantonese reader.
 MIXED = "拜登宣布，由今日起NBA球星LeBron James會喺香港打波！"
@@ -99,15 +101,26 @@ def test_grid_search_never_resegments(demo_train_path):
 
     demo = pd.read_csv(demo_train_path, dtype=str)
     tokenizer = CountingTokenizer()
-    tokens = segment_once(demo.text.tolist(), tokenizer, progress=False)
-    grid = {"counts__min_df": [0.01, 0.05], "forest__n_estimators": [5, 10]}
+    grid = {"features__words__min_df": [1, 2], "forest__n_estimators": [5, 10]}
+    tokenizer.calls.clear()
     train_tagger(
-        tokens, demo.tag.tolist(), demo.id.tolist(), demo.text.tolist(), param_grid=grid, n_jobs=1, tokenizer=tokenizer
+        demo.text.tolist(), demo.tag.tolist(), demo.id.tolist(), tokenizer=tokenizer, param_grid=grid, n_jobs=1
     )
-    # 4 candidates x 5 folds + refit + baseline + out-of-fold predictions: still one call per article.
-    assert len(tokenizer.calls) == len(demo)
+    # 4 candidates x 5 folds + linear candidate + nested calibration + final fit: still one call per distinct
+    # text (articles and their first 30/60/120 characters).
+    distinct = {text[:n] for text in demo.text for n in SNIPPET_LENGTHS} | set(demo.text)
+    assert sorted(tokenizer.calls) == sorted(distinct)
 
 
+def test_join_tokens_gives_character_ngrams_across_words():
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(analyzer="char", preprocessor=join_tokens, lowercase=False, ngram_range=(1, 2))
+    vectorizer.fit([("湖", "人", "nba")])
+    assert sorted(vectorizer.get_feature_names_out()) == sorted(["湖", "人", "n", "b", "a", "湖人", "人n", "nb", "ba"])
+
+
+@pytest.mark.slow
 def test_original_arrangement_pickles_to_two_workers(demo_train_path):
     import pandas as pd
 
