@@ -265,7 +265,6 @@ def test_non_utf8_plays_file_names_the_line_in_any_block(tmp_path):
         ld.load_plays(path, block_size=1024)
 
 
-
 def test_gzipped_plays_file_loads_like_the_plain_one(real_lastfm, tmp_path):
     plain = real_lastfm / "plays_sample.tsv"
     packed = tmp_path / "plays_sample.tsv.gz"
@@ -280,6 +279,7 @@ def test_non_utf8_line_is_found_inside_a_gzipped_file(tmp_path):
     path = tmp_path / "plays.tsv.gz"
     path.write_bytes(gzip.compress(b"ok\n" * 5 + b"bad \xe9\n"))
     assert ld.first_non_utf8_line(path) == 6
+
 
 # --- HetRec 2011 Last.fm 2K ------------------------------------------------------------------------------------------
 def test_hetrec_file_loads_every_row_like_an_independent_reading(hetrec_plays):
