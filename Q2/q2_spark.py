@@ -1,0 +1,291 @@
+"""Q2 on Apache Spark: the local engine run once per log file inside Spark tasks, the per-file results merged by Spark.
+
+Spark reads the files (local paths, HDFS, ``s3a://`` on a cluster that has hadoop-aws; ``.gz`` decompressed by
+file name) as lines, each file whole in one task and in order. The task hands each file's lines to the local engine
+(:func:`log_scan.scan_stream`), so format detection, the format table, mid-file ``#Fields:`` changes, malformed-line
+accounting and the per-line rules (extension, day, ``-`` sizes) are the local engine's code, not a second copy. Each
+task emits its files' totals per day, per extension and per URL path; Spark sums them (exactly, as decimal(38,0)) and
+picks the top URL paths; the driver builds the same :class:`log_scan.BytesSummary` the local engine returns, so the
+report and the JSON are the local ones.
+
+Files are never split: a format with header state (W3C/CloudFront ``#Fields:``) must see its lines in order from the
+first, and detection reads each file's first lines. Parallelism therefore comes from the number of files (CDNs write
+many: CloudFront one per edge location every few minutes); a single huge plain file runs as one task.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import urllib.parse
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import log_scan
+
+HERE = Path(__file__).resolve().parent
+#: Lines per Arrow batch handed to a task's Python worker (~10-20 MB of log text): fewer, larger calls.
+LINES_PER_BATCH = 100_000
+_OUTPUT_SCHEMA = (
+    "kind string, file int, key binary, bytes long, requests long, accounting string"  # one row per file/day/ext/URL
+)
+
+
+class SparkUnavailableError(RuntimeError):
+    """Spark cannot start here (no Java, no pyspark): the message says what to install."""
+
+
+def check_spark_available() -> None:
+    """Raise SparkUnavailableError with the install hint when pyspark or a Java runtime is missing."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise SparkUnavailableError(
+            "--engine spark needs pyspark: pip install -r requirements-spark.txt (or run make test once)"
+        ) from None
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and os.access(os.path.join(java_home, "bin", "java"), os.X_OK)) and not shutil.which("java"):
+        raise SparkUnavailableError(
+            "--engine spark needs Java 17 or later: apt-get install openjdk-17-jre-headless (or set JAVA_HOME)"
+        )
+
+
+def spark_session(master: str = "local[*]", app_name: str = "q2-log-bytes", conf: dict | None = None):
+    """A SparkSession for the Q2 job (an existing one is reused), with this folder's modules shipped to the workers.
+
+    master: a Spark master URL ('local[*]', 'local[2]', 'spark://host:7077', 'yarn', 'k8s://...'); ignored when
+    the session already exists (e.g. under spark-submit, which sets it). conf: extra Spark settings.
+    Raises SparkUnavailableError when Java or pyspark is missing.
+    """
+    check_spark_available()
+    from pyspark.sql import SparkSession
+
+    if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+        os.environ["PYSPARK_PYTHON"] = sys.executable  # local workers: this interpreter, with its packages
+    builder = (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.log.level", "ERROR")
+    )
+    if master.startswith("local"):  # a few cores: Spark's 200 shuffle partitions would be 200 tiny tasks
+        builder = builder.config("spark.sql.shuffle.partitions", "8")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    ship_modules(spark)
+    return spark
+
+
+def ship_modules(spark) -> None:
+    """Make this folder's modules importable in Spark's Python workers: with a local master, this folder on the
+    workers' PYTHONPATH (numba then reuses the kernels' on-disk cache); elsewhere one zip added to the session
+    (spark-submit users may pass the same files with --py-files instead)."""
+    context = spark.sparkContext
+    if context.master.startswith("local"):
+        path = context.environment.get("PYTHONPATH", "")
+        if str(HERE) not in path.split(os.pathsep):
+            context.environment["PYTHONPATH"] = os.pathsep.join(filter(None, [path, str(HERE)]))
+        return
+    if getattr(context, "_q2_modules_shipped", False):
+        return
+    archive = os.path.join(tempfile.mkdtemp(prefix="q2-spark-"), "q2_modules.zip")
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(HERE.glob("*.py")):
+            zf.write(path, path.name)
+    context.addPyFile(archive)
+    context._q2_modules_shipped = True
+
+
+def scan_logs(
+    spark, paths: list, query: log_scan.BytesQuery, format_name: str | None = None, max_examples: int = 5
+) -> log_scan.BytesSummary:
+    """Scan the log files ``paths`` on Spark; same result as folding ``log_scan.scan_log`` over them in order.
+
+    paths: local file paths (as the user typed them: they name the files in the accounting) or Hadoop URIs
+    (``hdfs://``, ``s3a://``); directories and globs are expanded by the caller (local) or by Spark (URIs).
+    format_name: as in scan_log. Returns a :class:`log_scan.BytesSummary` whose ``url_tables`` holds only the top
+    URL paths (enough for ``top_urls(10)`` and ``as_dict()``). Raises log_scan.LogInputError for the first file,
+    in order, that the local engine rejects (unknown format, header without needed columns).
+    """
+    names = {_canonical(_spark_path(p)): p for p in paths}
+    lines = _read_whole_files(spark, [_spark_path(p) for p in paths])
+    position = {name: i for i, name in enumerate(names)}
+    # in the caller's order; files Spark found under a directory or URI glob after them, by path
+    files = sorted({_canonical(p) for p in lines.inputFiles()}, key=lambda p: (position.get(p, len(paths)), p))
+    index = {path: i for i, path in enumerate(files)}
+
+    def scan_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return _scan_partition(batches, index, names, query, format_name, max_examples)
+
+    parts = lines.mapInArrow(scan_partition, _OUTPUT_SCHEMA).cache()
+    try:
+        return _merge(parts, files, names, format_name)
+    finally:
+        parts.unpersist()
+
+
+def _read_whole_files(spark, paths: list):
+    """Lines (path, value as bytes, undecoded) of ``paths``, one task per file: no file split, none packed with
+    another (the split size and each file's open cost both exceed any file)."""
+    from pyspark.sql import functions as F
+
+    for key in ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes"):
+        spark.conf.set(key, str(1 << 62))
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(LINES_PER_BATCH))
+    return (
+        spark.read.option("lineSep", "\n")
+        .text(paths)
+        .select(F.col("_metadata.file_path").alias("path"), F.col("value").cast("binary").alias("line"))
+    )
+
+
+def _spark_path(path: str) -> str:
+    return path if "://" in path else "file://" + os.path.abspath(path)
+
+
+def _canonical(spark_path: str) -> str:
+    """One spelling per file: Spark writes local files as file:/a%20b, file:///a b, ... depending on the API."""
+    if spark_path.startswith("file:"):
+        return "file:" + os.path.normpath("/" + urllib.parse.unquote(spark_path[5:]).lstrip("/"))
+    return spark_path
+
+
+def _file_blocks(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[str, bytes]]:
+    """(file path, block of whole lines with their '\\n') from Spark's line batches, in order."""
+    for batch in batches:
+        paths, lines = batch.column(0), batch.column(1)
+        if not len(paths):
+            continue
+        changes = pc.indices_nonzero(pc.not_equal(paths[1:], paths[:-1])).to_numpy() + 1
+        bounds = [0, *changes.tolist(), len(paths)]
+        for lo, hi in itertools.pairwise(bounds):
+            run = lines.slice(lo, hi - lo)
+            joined = pc.binary_join(pa.ListArray.from_arrays([0, len(run)], run), b"\n")[0].as_py()
+            yield paths[lo].as_py(), joined + b"\n"
+
+
+def _scan_partition(batches, index: dict, names: dict, query, format_name, max_examples) -> Iterator[pa.RecordBatch]:
+    """Runs in a Spark task: the local engine over each file of the partition, one output batch per file."""
+    for path, blocks in itertools.groupby(_file_blocks(batches), key=lambda item: item[0]):
+        path = _canonical(path)
+        name = names.get(path, path)
+        try:
+            summary = _scan_file_lines((block for _, block in blocks), name, query, format_name, max_examples)
+        except log_scan.LogInputError as error:  # a user-side problem: reported by the driver, in file order
+            yield _rows(index[path], [("error", b"", 0, 0, json.dumps({"error": str(error)}))])
+            continue
+        yield _summary_rows(index[path], summary)
+
+
+def _scan_file_lines(blocks, name: str, query, format_name, max_examples) -> log_scan.BytesSummary:
+    """log_scan's scan of one file given as blocks of its lines (spilled to a local temporary file); ``name``
+    names the file in the accounting and in errors."""
+    with tempfile.NamedTemporaryFile(prefix="q2-spark-", suffix=".log") as spill:
+        for block in blocks:
+            spill.write(block)
+        spill.flush()
+        try:
+            summary = log_scan.scan_log(spill.name, query, format_name, max_examples=max_examples, workers=1)
+        except log_scan.LogInputError as error:
+            raise log_scan.LogInputError(str(error).replace(spill.name, name)) from None
+    for accounting in summary.files:
+        accounting.source = name
+    return summary
+
+
+def _summary_rows(file_index: int, summary: log_scan.BytesSummary) -> pa.RecordBatch:
+    accounting = summary.files[0]
+    rows = [
+        (
+            "file",
+            b"",
+            0,
+            0,
+            json.dumps(
+                {
+                    **accounting.as_dict(),
+                    "malformed_examples": accounting.malformed_examples,
+                    "total_bytes": summary.total_bytes,
+                    "requests": summary.requests,
+                    "bytes_missing": summary.bytes_missing,
+                }
+            ),
+        )
+    ]
+    rows += [("day", day.encode(), b, n, None) for day, (b, n) in summary.by_day.items()]
+    rows += [("ext", ext.encode(), b, n, None) for ext, (b, n) in summary.by_extension.items()]
+    if summary.url_tables:
+        urls = pa.concat_tables(summary.url_tables).group_by("path").aggregate([("bytes", "sum")])
+        rows += [("url", p, b, 0, None) for p, b in zip(urls["path"].to_pylist(), urls["bytes_sum"].to_pylist())]
+    return _rows(file_index, rows)
+
+
+def _rows(file_index: int, rows: list) -> pa.RecordBatch:
+    kind, key, nbytes, requests, accounting = (list(col) for col in zip(*rows))
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(kind, pa.string()),
+            pa.array([file_index] * len(kind), pa.int32()),
+            pa.array(key, pa.binary()),
+            pa.array(nbytes, pa.int64()),
+            pa.array(requests, pa.int64()),
+            pa.array(accounting, pa.string()),
+        ],
+        names=["kind", "file", "key", "bytes", "requests", "accounting"],
+    )
+
+
+def _merge(parts, files: list, names: dict, format_name: str | None) -> log_scan.BytesSummary:
+    """The driver's side: per-file accounting, sums per day and extension, and the top URL paths, from Spark."""
+    from pyspark.sql import functions as F
+
+    exact = F.sum(F.col("bytes").cast("decimal(38,0)")).alias("bytes")
+    per_file = {
+        row["file"]: json.loads(row["accounting"]) for row in parts.where("kind in ('file', 'error')").collect()
+    }
+    for i in range(len(files)):
+        if "error" in per_file.get(i, {}):
+            raise log_scan.LogInputError(per_file[i]["error"])
+    summary = log_scan.BytesSummary()
+    for i, path in enumerate(files):
+        name = names.get(path, path)
+        got = per_file.get(i)
+        if got is None:  # no line at all: Spark gives an empty file no task output
+            summary.files.append(log_scan.FileAccounting(name, format_name or "empty"))
+            continue
+        examples = [tuple(example) for example in got.pop("malformed_examples")]
+        summary.total_bytes += got.pop("total_bytes")
+        summary.requests += got.pop("requests")
+        summary.bytes_missing += got.pop("bytes_missing")
+        got["source"] = name
+        summary.files.append(log_scan.FileAccounting(**got, malformed_examples=examples))
+    for kind, target in (("day", summary.by_day), ("ext", summary.by_extension)):
+        for row in parts.where(F.col("kind") == kind).groupBy("key").agg(exact, F.sum("requests").alias("n")).collect():
+            target[row["key"].decode()] = [int(row["bytes"]), int(row["n"])]
+    top = (
+        parts.where(F.col("kind") == "url")
+        .groupBy("key")
+        .agg(exact)
+        .orderBy(F.col("bytes").desc(), F.col("key").asc())
+        .limit(10)
+        .collect()
+    )
+    if top:
+        summary.url_tables.append(
+            pa.table(
+                {
+                    "path": pa.array([row["key"] for row in top], pa.binary()),
+                    "bytes": pa.array([int(row["bytes"]) for row in top], pa.int64()),
+                }
+            )
+        )
+    return summary
