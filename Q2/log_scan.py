@@ -15,11 +15,13 @@ Definitions (see Q2/README.md):
 
 from __future__ import annotations
 
+import bz2
 import collections
+import dataclasses
 import datetime as dt
-import functools
 import gzip
 import io
+import lzma
 import re
 import sys
 import zlib
@@ -32,8 +34,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-import log_formats
-from log_formats import BLANK, COMMENT, FORMATS, RECORD_SCHEMA, Record
+import log_engine
+from log_engine import ParserState
+from log_formats import FORMATS, FormatSpec
 
 BLOCK_SIZE = 16 * 1024 * 1024
 #: Extensions that name the same file type; ``exact_ext`` turns the aliasing off.
@@ -85,7 +88,12 @@ class BytesQuery:
 
 @dataclass
 class FileAccounting:
-    """What happened to every line of one input: lines_read == used + not_matching + malformed + comment + blank."""
+    """What happened to every line of one input: lines_read == used + not_matching + malformed + comment + blank.
+
+    unusable_header_lines: the malformed lines under a header that lacks a needed column (e.g. no sc-bytes).
+    error: set when reading stopped early (a truncated or corrupt compressed file, an I/O error) or the file was
+        skipped; the counts are those of the lines read before.
+    """
 
     source: str
     format: str
@@ -95,7 +103,19 @@ class FileAccounting:
     malformed_lines: int = 0
     comment_lines: int = 0
     blank_lines: int = 0
-    malformed_examples: list = field(default_factory=list)  # (line number from 1, reason, line text)
+    unusable_header_lines: int = 0
+    error: str | None = None
+    malformed_examples: list = field(default_factory=list)  # (line number from 1, reason, line text escaped)
+
+    COUNTS = (
+        "lines_read",
+        "lines_used",
+        "lines_not_matching",
+        "malformed_lines",
+        "comment_lines",
+        "blank_lines",
+        "unusable_header_lines",
+    )
 
     def is_balanced(self) -> bool:
         return self.lines_read == (
@@ -103,21 +123,26 @@ class FileAccounting:
         )
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "malformed_examples"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("malformed_examples", "source", "error")}
+        out["source"] = printable(self.source.encode(), 500)
+        if self.error is not None:
+            out["error"] = self.error
+        return out
 
-    def add_block(self, block: FileAccounting, first_line: int, max_examples: int) -> None:
-        """Fold in a block's counts; its examples' 0-based line indices become file line numbers from 1."""
-        for index, reason, text in block.malformed_examples[: max(0, max_examples - len(self.malformed_examples))]:
-            self.malformed_examples.append((first_line + index + 1, reason, text))
-        for key in (
-            "lines_read",
-            "lines_used",
-            "lines_not_matching",
-            "malformed_lines",
-            "comment_lines",
-            "blank_lines",
-        ):
-            setattr(self, key, getattr(self, key) + getattr(block, key))
+    def add(self, other: FileAccounting, max_examples: int = 5) -> None:
+        """Fold in the counts of another part of the same file; the examples kept are the first by line number."""
+        for key in self.COUNTS:
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+        self.malformed_examples = sorted(self.malformed_examples + other.malformed_examples)[:max_examples]
+        self.error = self.error or other.error
+
+
+def _zero_pair() -> list:
+    return [0, 0]
+
+
+def _pairs() -> collections.defaultdict:
+    return collections.defaultdict(_zero_pair)
 
 
 @dataclass
@@ -131,8 +156,8 @@ class BytesSummary:
     total_bytes: int = 0
     requests: int = 0
     bytes_missing: int = 0
-    by_day: dict = field(default_factory=lambda: collections.defaultdict(lambda: [0, 0]))
-    by_extension: dict = field(default_factory=lambda: collections.defaultdict(lambda: [0, 0]))
+    by_day: dict = field(default_factory=_pairs)
+    by_extension: dict = field(default_factory=_pairs)
     url_tables: list = field(default_factory=list)
     files: list = field(default_factory=list)
 
@@ -155,7 +180,12 @@ class BytesSummary:
         pending = sum(t.num_rows for t in self.url_tables[1:])
         if self.url_tables and pending > max(500_000, self.url_tables[0].num_rows):
             self.url_tables = [self._bytes_by_url()]
-        self.files.extend(other.files)
+        for theirs in other.files:  # parts of one file (Spark batches, blocks) become one accounting
+            mine = next((f for f in self.files if f.source == theirs.source and f.format == theirs.format), None)
+            if mine is None:
+                self.files.append(dataclasses.replace(theirs, malformed_examples=list(theirs.malformed_examples)))
+            else:
+                mine.add(theirs)
 
     def _bytes_by_url(self) -> pa.Table:
         # No per-URL sum can exceed the grand total; past 2**63 - 1 use decimal128(38, 0), which cannot wrap.
@@ -170,7 +200,7 @@ class BytesSummary:
     def top_urls(self, n: int = 10) -> list:
         """The ``n`` URL paths with the most bytes, as (path text, bytes), ties broken by path.
 
-        Paths are shown as UTF-8 with other bytes escaped (\\xNN).
+        Paths are shown as UTF-8 with other bytes and control characters escaped (\\xNN).
         """
         table = self._bytes_by_url()  # paths are already decoded (per block, in summarise_selection)
         if table.num_rows and n > 0:  # select_k: top n without sorting every path; ties broken by path
@@ -182,7 +212,7 @@ class BytesSummary:
         else:
             table = table.slice(0, 0)
         return [
-            (p.decode("utf-8", "backslashreplace"), int(b))
+            (printable(p, 2000), int(b))
             for p, b in zip(table.column("path").to_pylist(), table.column("bytes").to_pylist())
         ]
 
@@ -356,14 +386,20 @@ def summarise_selection(selected: pa.Table) -> BytesSummary:
 
 
 def open_log(source: str) -> tuple:
-    """Open ``source`` ('-' for stdin) for binary reading, gunzipping when it starts with the gzip magic bytes.
+    """Open ``source`` ('-' for stdin) for binary reading, decompressing gzip, bzip2 and xz (judged by their magic
+    bytes, not the file name).
 
     Returns (stream, raw) where ``raw.tell()`` gives the compressed position for progress. OSError propagates.
     """
     raw = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115 (closed by the caller with the stream)
     peekable = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
-    if peekable.peek(2)[:2] == b"\x1f\x8b":
+    magic = peekable.peek(6)[:6]
+    if magic[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=peekable, mode="rb"), peekable
+    if magic[:3] == b"BZh":
+        return bz2.BZ2File(peekable, mode="rb"), peekable
+    if magic == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(peekable, mode="rb"), peekable
     return peekable, peekable
 
 
@@ -374,13 +410,15 @@ class BlockReader:
     very start is dropped. The bytes of a block are read once, straight into the buffer (no second copy to finish
     the last line, no fresh 16 MiB allocation per block); the buffer is reused only after ``release(block)``, so a
     caller keeps as many buffers as it has blocks in flight. A line longer than a buffer gets a bigger buffer.
-    Raises LogInputError naming ``source`` when a gzip stream is corrupt or truncated.
+    Raises LogInputError naming ``source`` when a compressed stream is corrupt or truncated, or a read fails, after
+    yielding the whole lines read before.
     """
 
     def __init__(self, stream: BinaryIO, block_size: int = BLOCK_SIZE, source: str = "input"):
         self.stream, self.block_size, self.source = stream, max(1, block_size), source
         self._free: list = []  # buffers no block refers to any more
         self._owner: dict = {}  # id(block view) -> its buffer
+        self.error: LogInputError | None = None
 
     def release(self, block: memoryview) -> None:
         """Give the buffer of ``block`` back for reuse; nothing may use ``block`` afterwards."""
@@ -394,16 +432,20 @@ class BlockReader:
         return bytearray(max(self.block_size, at_least))
 
     def _fill(self, buffer: bytearray, start: int) -> int:
-        """Read into buffer[start:] until it is full or the stream ends; return the end of the data."""
+        """Read into buffer[start:] until it is full or the stream ends; return the end of the data. A read error
+        ends the data there and is kept in ``self.error`` (raised after the lines read before it)."""
         view, end = memoryview(buffer), start
+        source = printable(self.source.encode(), 200)
         try:
             while end < len(buffer):
                 got = self.stream.readinto(view[end:])
                 if not got:
                     break
                 end += got
-        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-            raise LogInputError(f"{self.source}: not a valid gzip file ({error})") from None
+        except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as error:
+            self.error = LogInputError(f"{source}: compressed data is truncated or corrupt ({error})")
+        except OSError as error:  # bz2's 'Invalid data stream', a failing disk
+            self.error = LogInputError(f"{source}: read error ({error.strerror or error})")
         finally:
             view.release()
         return end
@@ -418,113 +460,96 @@ class BlockReader:
                 bigger = bytearray(2 * len(buffer))
                 bigger[:end] = buffer
                 buffer, end = bigger, self._fill(bigger, end)
-            at_eof = end < len(buffer)
+            at_eof = end < len(buffer) or self.error is not None
             start = 3 if first and end >= 3 and buffer[:3] == b"\xef\xbb\xbf" else 0
             first = False
-            cut = end if at_eof else buffer.rfind(b"\n", start, end) + 1  # the block is buffer[start:cut]
+            # the block is buffer[start:cut]; after a read error the partial last line is left out
+            cut = end if at_eof and self.error is None else buffer.rfind(b"\n", start, end) + 1
             if cut <= start:  # nothing left (the stream ended, or held only a byte-order mark)
+                if self.error is not None:
+                    raise self.error
                 return
             carry = bytes(buffer[cut:end])
             block = memoryview(buffer)[start:cut]
             self._owner[id(block)] = buffer
             yield block
+            if self.error is not None:
+                raise self.error
             if at_eof:
                 return
 
 
-# ---------------------------------------------------------------- scanning
+# ---------------------------------------------------------------- counting lines (the engine's pure entry point)
 
 
-@dataclass
-class _BlockOutcome:
-    accounting: FileAccounting
-    summary: BytesSummary
-
-
-def parse_block_fully(
-    block, fmt: log_formats.LogFormat, state: log_formats.ParserState, index: log_formats.BlockIndex | None = None
+def count_lines(
+    lines, spec: FormatSpec, query: BytesQuery, state: ParserState | None = None, source: str = "input", max_examples=5
 ) -> tuple:
-    """Records of every usable line of ``block`` (bytes-like, whole lines) plus the per-line verdicts of the rest.
+    """Count one batch of a file's lines: ``(partial summary, state after the batch)``.
 
-    index: ``fmt.index_block(block)`` when already computed.
-    Returns (records table with RECORD_SCHEMA, n_lines, verdicts) where verdicts is a list of
-    (0-based line index, COMMENT | BLANK | Malformed, line bytes without '\\n') for the lines that are not records.
+    lines: the raw lines of one file, in file order: a list of bytes (with or without their line end) or one
+        bytes-like block of whole lines.
+    spec: the file's format (``log_formats.FORMATS[name]`` or a user-defined spec).
+    state: what the file's earlier batches set (``None`` for the first batch): the header in force for header
+        formats (``#Fields:``) and the number of lines already seen (so reported line numbers are the file's).
+    Returns a :class:`BytesSummary` holding one :class:`FileAccounting` for ``source``; partial summaries combine
+    with :func:`merge` (associative and commutative, so batches and files may be merged in any grouping).
     """
-    records, n_lines, verdicts, _dropped = _parse_block(block, fmt, state, index, log_formats.KEEP_ALL)
-    return records, n_lines, verdicts
+    if isinstance(lines, (list, tuple)):
+        block = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
+    else:
+        block = lines
+    state = log_engine.initial_state(spec) if state is None else state
+    parsed = log_engine.parse_block(block, spec, state, max_examples)
+    return _summarise_block(parsed, spec.name, query, source), parsed.state
 
 
-def _parse_block(
-    block,
-    fmt: log_formats.LogFormat,
-    state: log_formats.ParserState,
-    index: log_formats.BlockIndex | None,
-    prefilter: log_formats.Prefilter,
-) -> tuple:
-    """parse_block_fully, with the records ``prefilter`` rules out left out and counted: (records, n_lines,
-    verdicts, number dropped)."""
-    index = fmt.index_block(block) if index is None else index
-    fast = fmt.parse_indexed(index, state, prefilter)
-    verdicts, slow_records = [], []
-    if len(fast.rejected):
-        line_state = log_formats.ParserState(state.layout)
-        for i in fast.rejected.tolist():
-            line = index.line(i)
-            result = fmt.parse_line(line, line_state)
-            if isinstance(result, Record):
-                slow_records.append(result)
-            else:
-                verdicts.append((i, result, line))
-    records = fast.records
-    if slow_records:
-        slow = pa.Table.from_arrays(
-            [pa.array(list(col), type=f.type) for col, f in zip(zip(*slow_records), RECORD_SCHEMA)],
-            schema=RECORD_SCHEMA,
-        )
-        records = pa.concat_tables([records, slow])
-    return records, fast.n_lines, verdicts, fast.dropped
+def merge(a: BytesSummary, b: BytesSummary) -> BytesSummary:
+    """A new summary with the totals of ``a`` and ``b``; accountings of the same source are added together."""
+    out = BytesSummary()
+    out.add(a)
+    out.add(b)
+    return out
 
 
-@functools.lru_cache(maxsize=16)
-def prefilter_for(query: BytesQuery) -> log_formats.Prefilter:
-    """The fast paths' prefilter for ``query``: its days (one more each side when ``tz`` converts days) and its
-    wanted extensions; select_requests then decides exactly."""
-    return log_formats.Prefilter.for_query(query.start, query.end, query.wanted_extensions(), query.tz is not None)
+def summary_json(summary: BytesSummary) -> dict:
+    """The JSON document the command line prints with --json (the same for a merged Spark result)."""
+    return summary.as_dict()
 
 
-def _scan_block(
-    block, fmt, state_before: Future, state_after: Future, query: BytesQuery, max_examples: int
-) -> _BlockOutcome:
-    """Count one block. Its starting parser state comes from the previous block's job (``state_before``); the state at
-    its end is handed on (``state_after``) as soon as its lines are indexed, before the slower parsing."""
+def _summarise_block(parsed: log_engine.BlockParse, format_name: str, query: BytesQuery, source: str) -> BytesSummary:
+    selected = select_requests(parsed.records, query)
+    accounting = FileAccounting(
+        source,
+        format_name,
+        lines_read=parsed.n_lines,
+        lines_used=selected.num_rows,
+        lines_not_matching=parsed.records.num_rows - selected.num_rows,
+        malformed_lines=parsed.malformed_lines,
+        comment_lines=parsed.comment_lines,
+        blank_lines=parsed.blank_lines,
+        unusable_header_lines=parsed.unusable_header_lines,
+        malformed_examples=list(parsed.malformed_examples),
+    )
+    summary = summarise_selection(selected)
+    summary.files.append(accounting)
+    return summary
+
+
+# ---------------------------------------------------------------- scanning files
+
+
+def _scan_block(block, spec, state_before: Future, state_after: Future, query: BytesQuery, source: str, examples):
+    """Count one block. Its starting state comes from the previous block's job (``state_before``); the state at its
+    end is handed on (``state_after``) as soon as its lines are indexed, before the slower parsing."""
     try:
-        index = fmt.index_block(block)
         state = state_before.result()
-        state_after.set_result(index.state_after(state))
+        state_after.set_result(log_engine.state_after(block, spec, state))
     except BaseException as error:  # the next block's job waits on this: never leave it waiting
         state_after.set_exception(error)
         raise
-    records, n_lines, verdicts, dropped = _parse_block(block, fmt, state, index, prefilter_for(query))
-    del index  # nothing of the block's buffer outlives the job: the reader reuses it
-    selected = select_requests(records, query)
-    accounting = FileAccounting(
-        "",
-        fmt.name,
-        lines_read=n_lines,
-        lines_used=selected.num_rows,
-        lines_not_matching=dropped + records.num_rows - selected.num_rows,
-    )
-    for line_index, verdict, line in verdicts:
-        if verdict == COMMENT:
-            accounting.comment_lines += 1
-        elif verdict == BLANK:
-            accounting.blank_lines += 1
-        else:
-            accounting.malformed_lines += 1
-            if len(accounting.malformed_examples) < max_examples:
-                text = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
-                accounting.malformed_examples.append((line_index, verdict.reason, text[:200]))
-    return _BlockOutcome(accounting, summarise_selection(selected))
+    parsed = log_engine.parse_block(block, spec, state, examples)
+    return _summarise_block(parsed, spec.name, query, source)
 
 
 def scan_log(
@@ -535,58 +560,16 @@ def scan_log(
     progress: Callable[[int], None] | None = None,
     max_examples: int = 5,
     workers: int = 2,
+    spec: FormatSpec | None = None,
 ) -> BytesSummary:
-    """Scan one log (path, or '-' for stdin; gzip detected by content) and return its BytesSummary.
+    """Scan one log (path, or '-' for stdin; gzip, bzip2 and xz detected by content) and return its BytesSummary:
+    :func:`open_log` then :func:`scan_stream` (see there for the arguments, the result and the errors).
 
-    The summary's ``files`` holds this file's FileAccounting (malformed examples with 1-based line numbers).
-    format_name: one of log_formats.FORMATS, or None to detect from the first lines.
-    progress: called after each block with the number of (compressed) input bytes it consumed.
-    workers: threads that index, parse and count blocks while this thread reads the next ones; at most
-        ``workers + 1`` blocks are in flight, so memory stays flat.
-    Raises LogInputError (unknown format, corrupt gzip), OSError (missing/unreadable file).
+    Raises OSError (missing or unreadable file) besides scan_stream's errors.
     """
     stream, raw = open_log(source)
     try:
-        reader = BlockReader(stream, block_size, source)
-        blocks = iter(reader)
-        first = next(blocks, None)
-        if first is None:  # an empty file (or stdin) is zero lines, not an error
-            return BytesSummary(files=[FileAccounting(source, format_name or "empty")])
-        sample_lines = first[: 1 << 20].tobytes().split(b"\n")[:200]
-        name = format_name or log_formats.detect_format(sample_lines)
-        if name is None and not _CONTENT_LINE.search(first[: 1 << 20]):  # only blank/comment lines so far
-            return _count_lines_without_content(source, first, blocks, reader)
-        check_header(source, sample_lines, name)
-        fmt = FORMATS[name]
-        accounting = FileAccounting(source, name)
-        total = BytesSummary()
-        state = Future()
-        state.set_result(fmt.initial_state())
-        pending: collections.deque = collections.deque()
-        consumed = 0
-
-        def collect():  # blocks are collected in file order, so line numbers add up
-            future, block = pending.popleft()
-            outcome = future.result()
-            reader.release(block)
-            accounting.add_block(outcome.accounting, accounting.lines_read, max_examples)
-            total.add(outcome.summary)
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for block in _chain(first, blocks):
-                state_after = Future()
-                pending.append((pool.submit(_scan_block, block, fmt, state, state_after, query, max_examples), block))
-                state = state_after
-                if progress is not None:
-                    now = raw.tell() if raw.seekable() else consumed + len(block)
-                    progress(now - consumed)
-                    consumed = now
-                while len(pending) > workers:  # bounded read-ahead keeps memory flat
-                    collect()
-            while pending:
-                collect()
-        total.files.append(accounting)
-        return total
+        return scan_stream(stream, source, query, format_name, block_size, progress, max_examples, workers, spec, raw)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -594,53 +577,147 @@ def scan_log(
             raw.close()
 
 
-def check_header(source: str, sample_lines: list, name: str | None) -> None:
-    """Raise LogInputError naming ``source`` when its header lacks a column that format ``name`` needs, or when
-    no format was detected (``name`` None): the first content line, shortened, and the --format hint."""
-    problem = log_formats.header_missing_columns(sample_lines, name)
-    if problem:
-        number, missing, names, needed = problem
+def scan_stream(
+    stream: BinaryIO,
+    source: str,
+    query: BytesQuery,
+    format_name: str | None = None,
+    block_size: int = BLOCK_SIZE,
+    progress: Callable[[int], None] | None = None,
+    max_examples: int = 5,
+    workers: int = 2,
+    spec: FormatSpec | None = None,
+    raw: BinaryIO | None = None,
+) -> BytesSummary:
+    """Scan one log from an open binary ``stream`` (anything with ``readinto``, already decompressed; the caller
+    closes it) and return its BytesSummary.
+
+    source: the name shown in the accounting and in errors.
+    The summary's ``files`` holds this file's FileAccounting (malformed examples with 1-based line numbers). A read
+    error part-way (a truncated or corrupt compressed file, an I/O error) ends the file there: the lines read so far
+    stand and ``FileAccounting.error`` says what happened.
+    format_name: one of log_formats.FORMATS, or None to detect from the first lines; ``spec`` (a user-defined format)
+        overrides both.
+    progress: called after each block with the number of input bytes it consumed (``raw.tell()`` when ``raw``, the
+        compressed stream under ``stream``, is given and seekable).
+    workers: threads that parse and count blocks while this thread reads the next ones; at most ``workers + 1``
+        blocks are in flight, so memory stays flat.
+    Raises LogInputError (format unknown, a header without the needed columns and no usable line, or a read error
+    before the first line).
+    """
+    raw = stream if raw is None else raw
+    reader = BlockReader(stream, block_size, source)
+    blocks = _read_blocks(reader)
+    head = _head_blocks(blocks)  # the first blocks, enough for detection (small --block-size in tests)
+    if head and isinstance(head[-1], LogInputError) and len(head) == 1:
+        raise head[0]
+    if not head:  # an empty file (or stdin) is zero lines, not an error
+        return BytesSummary(files=[FileAccounting(source, format_name or "empty")])
+    sample = _first_lines(b"".join(bytes(b) for b in head if not isinstance(b, LogInputError)), 200)
+    if spec is None:
+        name = format_name or log_engine.detect_format(sample)
+        if name is None and not _CONTENT_LINE.search(sample):  # only blank/comment lines so far
+            return _count_lines_without_content(source, head, blocks, reader)
+        if name is None:
+            raise _undetectable(source, sample)
+        spec = FORMATS[name]
+    accounting = FileAccounting(source, spec.name)
+    total = BytesSummary()
+    state = Future()
+    state.set_result(log_engine.initial_state(spec))
+    pending: collections.deque = collections.deque()
+    consumed = 0
+
+    def collect():  # blocks are collected in file order, so line numbers add up
+        future, block = pending.popleft()
+        outcome = future.result()
+        reader.release(block)
+        accounting.add(outcome.files[0], max_examples)
+        outcome.files = []
+        total.add(outcome)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for block in _chain(head, blocks):
+            if isinstance(block, LogInputError):
+                accounting.error = str(block)
+                break
+            state_after = Future()
+            job = pool.submit(_scan_block, block, spec, state, state_after, query, source, max_examples)
+            pending.append((job, block))
+            state = state_after
+            if progress is not None:
+                now = raw.tell() if raw.seekable() else consumed + len(block)
+                progress(now - consumed)
+                consumed = now
+            while len(pending) > workers:  # bounded read-ahead keeps memory flat
+                collect()
+        while pending:
+            collect()
+    if accounting.unusable_header_lines and accounting.lines_used + accounting.lines_not_matching == 0:
+        line, reason, _text = accounting.malformed_examples[0]
         raise LogInputError(
-            f"{source}: line {number}: the header has no {' '.join(missing)} column "
-            f"(it names: {printable(' '.join(names).encode(), 60)}); add the missing column(s) "
-            f"named exactly {' '.join(needed)}"
+            f"{printable(source.encode(), 200)}: line {line}: {reason}, so no line has a size to add up; "
+            "log the response size (W3C/IIS: enable the sc-bytes field) or pass --format/--log-format"
         )
-    if name is None:
-        number, text = next(((i, line) for i, line in enumerate(sample_lines, 1) if line.strip()), (1, b""))
-        raise _undetectable(source, number, text)
+    total.files.append(accounting)
+    return total
 
 
-def _undetectable(source: str, number: int, text: bytes) -> LogInputError:
+def _read_blocks(reader: BlockReader) -> Iterator:
+    """The reader's blocks; a read error ends the sequence with a LogInputError item instead of raising."""
+    try:
+        yield from reader
+    except LogInputError as error:
+        yield error
+    except OSError as error:
+        yield LogInputError(f"{printable(reader.source.encode(), 200)}: read error ({error.strerror or error})")
+
+
+def _first_lines(block, n: int) -> bytes:
+    """The first ``n`` lines of a block (all of it when it has fewer), for detection."""
+    head = bytes(block[: 1 << 20])
+    cut = -1
+    for _ in range(n):
+        cut = head.find(b"\n", cut + 1)
+        if cut < 0:
+            return head if len(block) <= 1 << 20 else head[: head.rfind(b"\n") + 1] or head
+    return head[: cut + 1]
+
+
+def _undetectable(source: str, sample: bytes, first_number: int = 1) -> LogInputError:
+    number, text = next(
+        ((i, line) for i, line in enumerate(sample.split(b"\n"), first_number) if line.strip()), (first_number, b"")
+    )
     return LogInputError(
-        f"{source}: cannot detect the log format from line {number} "
-        f"(first 80 chars: {printable(text, 80)}); pass --format {{{','.join(sorted(FORMATS))}}}"
+        f"{printable(source.encode(), 200)}: cannot detect the log format from line {number} "
+        f"(first 80 chars: {printable(text, 80)}); pass --format {{{','.join(FORMATS)}}} "
+        "or describe it with --log-format (an nginx log_format or Apache LogFormat string)"
     )
 
 
-#: A content line: neither blank (whitespace only) nor a comment ('#' first), by the rule of the per-line parsers
-#: (log_formats._blank_or_comment after the line end is stripped); bytes ``\s`` is [ \t\n\r\f\v], as bytes.strip().
+#: A content line: neither blank (whitespace only) nor a comment ('#' first), by the engine's rule; bytes ``\s`` is
+#: [ \t\n\r\f\v].
 _CONTENT_LINE = re.compile(rb"(?m)^(?!#)[ \t\r\f\v]*[^\s]")
 _COMMENT_LINE = re.compile(rb"(?m)^#")
 
 
-def _count_lines_without_content(source: str, first, blocks: Iterator, reader: BlockReader) -> BytesSummary:
+def _count_lines_without_content(source: str, head: list, blocks: Iterator, reader: BlockReader) -> BytesSummary:
     """Accounting of a file whose first lines are all blank or comments, so that no format can be detected: like
     the empty file, zero records under the format name 'empty', with its blank and comment lines counted.
 
     Raises the undetectable-format LogInputError naming the first content line should one come later.
     """
     accounting = FileAccounting(source, "empty")
-    for block in _chain(first, blocks):
+    for block in _chain(head, blocks):
+        if isinstance(block, LogInputError):
+            accounting.error = str(block)
+            break
         data = bytes(block)
         reader.release(block)
         content = _CONTENT_LINE.search(data)
         if content:
-            end = data.find(b"\n", content.start())
-            raise _undetectable(
-                source,
-                accounting.lines_read + data.count(b"\n", 0, content.start()) + 1,
-                data[content.start() : end if end >= 0 else len(data)],
-            )
+            number = accounting.lines_read + data.count(b"\n", 0, content.start()) + 1
+            raise _undetectable(source, data[content.start() :], number)
         lines = data.count(b"\n") + (not data.endswith(b"\n"))
         comments = len(_COMMENT_LINE.findall(data))
         accounting.lines_read += lines
@@ -657,9 +734,23 @@ def printable(line: bytes, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _chain(first, rest: Iterator) -> Iterator:
-    yield first
+def _chain(head: list, rest: Iterator) -> Iterator:
+    yield from head
     yield from rest
+
+
+def _head_blocks(blocks: Iterator, lines: int = 200, size: int = 1 << 20) -> list:
+    """Blocks from the start of ``blocks`` until they hold ``lines`` lines or ``size`` bytes (or a read error)."""
+    head, seen_lines, seen_bytes = [], 0, 0
+    for block in blocks:
+        head.append(block)
+        if isinstance(block, LogInputError):
+            break
+        seen_lines += bytes(block[:size]).count(b"\n")
+        seen_bytes += len(block)
+        if seen_lines >= lines or seen_bytes >= size:
+            break
+    return head
 
 
 def plot_bytes_per_day(summary: BytesSummary, path: str, query: BytesQuery) -> None:

@@ -15,6 +15,8 @@ many: CloudFront one per edge location every few minutes); a single huge plain f
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import itertools
 import json
 import os
@@ -106,16 +108,34 @@ def ship_modules(spark) -> None:
 
 
 def scan_logs(
-    spark, paths: list, query: log_scan.BytesQuery, format_name: str | None = None, max_examples: int = 5
+    spark,
+    paths: list,
+    query: log_scan.BytesQuery,
+    format_name: str | None = None,
+    spec=None,
+    max_examples: int = 5,
 ) -> log_scan.BytesSummary:
     """Scan the log files ``paths`` on Spark; same result as folding ``log_scan.scan_log`` over them in order.
 
     paths: local file paths (as the user typed them: they name the files in the accounting) or Hadoop URIs
     (``hdfs://``, ``s3a://``); directories and globs are expanded by the caller (local) or by Spark (URIs).
-    format_name: as in scan_log. Returns a :class:`log_scan.BytesSummary` whose ``url_tables`` holds only the top
-    URL paths (enough for ``top_urls(10)`` and ``as_dict()``). Raises log_scan.LogInputError for the first file,
-    in order, that the local engine rejects (unknown format, header without needed columns).
+    format_name, spec: as in log_scan.scan_log (a format name; a user-defined FormatSpec).
+    Returns a :class:`log_scan.BytesSummary` whose ``url_tables`` holds only the top URL paths (enough for
+    ``top_urls(10)`` and ``as_dict()``). A file the local engine refuses (unknown format, a header without the needed
+    columns) is in ``files`` with format 'skipped' and the reason in ``error``, as the command line records it.
     """
+    from pyspark.errors import PySparkException, PythonException
+
+    try:
+        return _scan_logs(spark, paths, query, format_name, spec, max_examples)
+    except PythonException:  # a bug in our code: keep its traceback
+        raise
+    except PySparkException as error:  # e.g. a path that does not exist, a corrupt .gz: one line for the user
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise log_scan.LogInputError(f"Spark could not read the logs: {reason[:300]}") from None
+
+
+def _scan_logs(spark, paths, query, format_name, spec, max_examples) -> log_scan.BytesSummary:
     names = {_canonical(_spark_path(p)): p for p in paths}
     lines = _read_whole_files(spark, [_spark_path(p) for p in paths])
     position = {name: i for i, name in enumerate(names)}
@@ -124,7 +144,7 @@ def scan_logs(
     index = {path: i for i, path in enumerate(files)}
 
     def scan_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return _scan_partition(batches, index, names, query, format_name, max_examples)
+        return _scan_partition(batches, index, names, query, format_name, spec, max_examples)
 
     parts = lines.mapInArrow(scan_partition, _OUTPUT_SCHEMA).cache()
     try:
@@ -173,33 +193,45 @@ def _file_blocks(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[str, bytes
             yield paths[lo].as_py(), joined + b"\n"
 
 
-def _scan_partition(batches, index: dict, names: dict, query, format_name, max_examples) -> Iterator[pa.RecordBatch]:
-    """Runs in a Spark task: the local engine over each file of the partition, one output batch per file."""
+class _BlocksStream(io.RawIOBase):
+    """A read-only binary stream over an iterator of byte blocks (one file's lines, in order)."""
+
+    def __init__(self, blocks: Iterator[bytes]):
+        self._blocks, self._pending = blocks, memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            block = next(self._blocks, None)
+            if block is None:
+                return 0
+            self._pending = memoryview(block)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def _scan_partition(
+    batches, index: dict, names: dict, query, format_name, spec, max_examples
+) -> Iterator[pa.RecordBatch]:
+    """Runs in a Spark task: the local engine over each file of the partition, one output batch per file. A file
+    the local engine refuses (unknown format, a header without the needed columns) is reported as skipped."""
     for path, blocks in itertools.groupby(_file_blocks(batches), key=lambda item: item[0]):
         path = _canonical(path)
         name = names.get(path, path)
+        stream = _BlocksStream(block for _, block in blocks)
         try:
-            summary = _scan_file_lines((block for _, block in blocks), name, query, format_name, max_examples)
-        except log_scan.LogInputError as error:  # a user-side problem: reported by the driver, in file order
-            yield _rows(index[path], [("error", b"", 0, 0, json.dumps({"error": str(error)}))])
-            continue
-        yield _summary_rows(index[path], summary)
-
-
-def _scan_file_lines(blocks, name: str, query, format_name, max_examples) -> log_scan.BytesSummary:
-    """log_scan's scan of one file given as blocks of its lines (spilled to a local temporary file); ``name``
-    names the file in the accounting and in errors."""
-    with tempfile.NamedTemporaryFile(prefix="q2-spark-", suffix=".log") as spill:
-        for block in blocks:
-            spill.write(block)
-        spill.flush()
-        try:
-            summary = log_scan.scan_log(spill.name, query, format_name, max_examples=max_examples, workers=1)
+            summary = log_scan.scan_stream(
+                stream, name, query, format_name, max_examples=max_examples, workers=1, spec=spec
+            )
         except log_scan.LogInputError as error:
-            raise log_scan.LogInputError(str(error).replace(spill.name, name)) from None
-    for accounting in summary.files:
-        accounting.source = name
-    return summary
+            for _ in stream._blocks:  # the rest of this file's lines: the next file follows them
+                pass
+            summary = log_scan.BytesSummary(files=[log_scan.FileAccounting(name, "skipped", error=str(error))])
+        yield _summary_rows(index[path], summary)
 
 
 def _summary_rows(file_index: int, summary: log_scan.BytesSummary) -> pa.RecordBatch:
@@ -212,8 +244,7 @@ def _summary_rows(file_index: int, summary: log_scan.BytesSummary) -> pa.RecordB
             0,
             json.dumps(
                 {
-                    **accounting.as_dict(),
-                    "malformed_examples": accounting.malformed_examples,
+                    **dataclasses.asdict(accounting),
                     "total_bytes": summary.total_bytes,
                     "requests": summary.requests,
                     "bytes_missing": summary.bytes_missing,
@@ -252,9 +283,6 @@ def _merge(parts, files: list, names: dict, format_name: str | None) -> log_scan
     per_file = {
         row["file"]: json.loads(row["accounting"]) for row in parts.where("kind in ('file', 'error')").collect()
     }
-    for i in range(len(files)):
-        if "error" in per_file.get(i, {}):
-            raise log_scan.LogInputError(per_file[i]["error"])
     summary = log_scan.BytesSummary()
     for i, path in enumerate(files):
         name = names.get(path, path)
@@ -266,8 +294,7 @@ def _merge(parts, files: list, names: dict, format_name: str | None) -> log_scan
         summary.total_bytes += got.pop("total_bytes")
         summary.requests += got.pop("requests")
         summary.bytes_missing += got.pop("bytes_missing")
-        got["source"] = name
-        summary.files.append(log_scan.FileAccounting(**got, malformed_examples=examples))
+        summary.files.append(log_scan.FileAccounting(**{**got, "source": name, "malformed_examples": examples}))
     for kind, target in (("day", summary.by_day), ("ext", summary.by_extension)):
         for row in parts.where(F.col("kind") == kind).groupBy("key").agg(exact, F.sum("requests").alias("n")).collect():
             target[row["key"].decode()] = [int(row["bytes"]), int(row["n"])]

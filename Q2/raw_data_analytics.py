@@ -3,7 +3,8 @@
     python Q2/raw_data_analytics.py [LOG ...] [--ext jpg] [--start 2017-08-24] [--end 2017-08-25] [--json]
 
 With no LOG it analyses the take-home's dummy CDN log (Q2/data/dummy_cdn.log, written once if absent).
-Exit codes: 0 ok, 1 malformed lines with --strict, 2 bad arguments or unreadable input.
+Exit codes: 0 ok; 1 a file was skipped or cut short (unreadable, truncated, unknown format; the other counts
+stand), or malformed lines with --strict; 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import gc
 import glob
-import importlib.abc
 import json
 import os
 import re
@@ -22,10 +21,16 @@ import zoneinfo
 from pathlib import Path
 
 import dummy_log
+import log_formats
 import log_scan
 from log_formats import FORMATS
 
 DUMMY_LOG = Path(__file__).resolve().parent / "data" / "dummy_cdn.log"
+
+
+def shown(text: str) -> str:
+    """``text`` with control characters escaped (file names and log bytes never reach the terminal raw)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _day(text: str) -> dt.date:
@@ -50,6 +55,13 @@ def _extension(text: str) -> str:
             f"{text!r} is not a file extension (letters, digits, _+- after an optional dot, e.g. jpg or .png)"
         )
     return name
+
+
+def _log_format(text: str) -> log_formats.FormatSpec:
+    try:
+        return log_formats.spec_from_user_text(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -81,7 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start", type=_day, default=dt.date(2017, 8, 24), help="first day, inclusive")
     parser.add_argument("--end", type=_day, default=dt.date(2017, 8, 25), help="last day, inclusive")
     parser.add_argument("--tz", type=_zone, help="take days in this zone instead of the offset written in the log")
-    parser.add_argument("--format", choices=sorted(FORMATS), help="skip detection and parse every file as this")
+    parser.add_argument("--format", choices=list(FORMATS), help="skip detection and parse every file as this")
+    parser.add_argument(
+        "--log-format",
+        metavar="STRING",
+        type=_log_format,
+        help='describe the format yourself: an nginx log_format string (\'$remote_addr [$time_local] "$request" '
+        "$status $body_bytes_sent'), an Apache LogFormat string ('%%h %%l %%u %%t \"%%r\" %%>s %%b') or a JSON "
+        "mapping ('json time=KEY size=KEY url=KEY [layout=iso8601|epoch]')",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.add_argument(
         "--plot",
@@ -156,9 +176,8 @@ def _spark_sources(patterns: list) -> list:
     return local + [p for p in patterns if "://" in p]
 
 
-def _scan_on_spark(sources: list, query: log_scan.BytesQuery, format_name: str | None, master: str):
+def _scan_on_spark(sources: list, query: log_scan.BytesQuery, format_name: str | None, spec, master: str):
     """The Spark engine (q2_spark) over ``sources``; a missing Java or pyspark is a LogInputError (one line)."""
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _SkipImports)]  # pyspark needs them all
     try:
         import q2_spark
     except ImportError as error:  # pyspark not installed
@@ -169,7 +188,7 @@ def _scan_on_spark(sources: list, query: log_scan.BytesQuery, format_name: str |
         spark = q2_spark.spark_session(master)
     except q2_spark.SparkUnavailableError as error:
         raise log_scan.LogInputError(str(error)) from None
-    return q2_spark.scan_logs(spark, sources, query, format_name)
+    return q2_spark.scan_logs(spark, sources, query, format_name, spec)
 
 
 def _progress_bar(source: str):
@@ -206,8 +225,9 @@ def print_report(summary: log_scan.BytesSummary, query: log_scan.BytesQuery) -> 
     print("lines: read = used + not matching + malformed + comment + blank")
     for f in summary.files:
         print(
-            f"  {f.source} [{f.format}]: {f.lines_read} = {f.lines_used} + {f.lines_not_matching} + "
+            f"  {shown(f.source)} [{f.format}]: {f.lines_read} = {f.lines_used} + {f.lines_not_matching} + "
             f"{f.malformed_lines} + {f.comment_lines} + {f.blank_lines}"
+            + (f"  (stopped: {f.error})" if f.error else "")
         )
 
 
@@ -241,21 +261,46 @@ def main(argv=None) -> int:
                     return 2
                 print(f"wrote the dummy CDN log to {os.path.relpath(DUMMY_LOG)}", file=sys.stderr)
             sources = [os.path.relpath(DUMMY_LOG)]  # shown in the report: relative, like the paths users type
-        if args.engine == "spark":
-            summary = _scan_on_spark(sources, query, args.format, args.master)
-        else:
-            summary = log_scan.BytesSummary()
-            for source in sources:
-                with _progress_bar(source) as bar:
-                    summary.add(log_scan.scan_log(source, query, args.format, args.block_size, progress=bar.update))
     except (OSError, log_scan.LogInputError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {shown(str(error))}", file=sys.stderr)
         return 2
+    summary, skipped = log_scan.BytesSummary(), 0
+    if args.engine == "spark":
+        try:
+            summary = _scan_on_spark(sources, query, args.format, args.log_format, args.master)
+        except log_scan.LogInputError as error:  # no Java or pyspark, or Spark could not read an input
+            print(f"error: {shown(str(error))}", file=sys.stderr)
+            return 2
+        for f in summary.files:
+            if f.format == "skipped":
+                f.error = shown(f.error)
+                print(f"error: {f.error}; file skipped", file=sys.stderr)
+                skipped += 1
+    for source in sources if args.engine == "local" else ():
+        try:
+            with _progress_bar(source) as bar:
+                found = log_scan.scan_log(
+                    source, query, args.format, args.block_size, progress=bar.update, spec=args.log_format
+                )
+        except (OSError, log_scan.LogInputError) as error:  # reported and skipped: the other files' counts stand
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            text = reason if isinstance(error, log_scan.LogInputError) else f"{source}: {reason}"
+            print(f"error: {shown(text)}; file skipped", file=sys.stderr)
+            summary.files.append(log_scan.FileAccounting(source, "skipped", error=shown(text)))
+            skipped += 1
+            continue
+        summary.add(found)
     for f in summary.files:
+        if f.error and f.format != "skipped":
+            print(f"error: {shown(f.error)}; the lines before it are counted", file=sys.stderr)
+            skipped += 1
         for line_no, reason, text in f.malformed_examples:
-            print(f"{f.source}:{line_no}: malformed ({reason}): {text}", file=sys.stderr)
+            print(f"{shown(f.source)}:{line_no}: malformed ({reason}): {text}", file=sys.stderr)
         if f.malformed_lines > len(f.malformed_examples):
-            print(f"{f.source}: {f.malformed_lines - len(f.malformed_examples)} more malformed lines", file=sys.stderr)
+            print(
+                f"{shown(f.source)}: {f.malformed_lines - len(f.malformed_examples)} more malformed lines",
+                file=sys.stderr,
+            )
     if args.plot:
         try:
             log_scan.plot_bytes_per_day(summary, args.plot, query)
@@ -271,46 +316,12 @@ def main(argv=None) -> int:
         print_report(summary, query)
     if args.plot:  # after the report; on stderr with --json so that stdout stays one JSON object
         print(f"plot of bytes per day written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
-    return 1 if args.strict and summary.malformed_lines else 0
-
-
-class _SkipImports(importlib.abc.MetaPathFinder):
-    """Import hook making ``import NAME`` (and its submodules) fail with ImportError in this process, for the
-    top-level package names given."""
-
-    def __init__(self, names):
-        self.names = tuple(names)
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in self.names:
-            raise ModuleNotFoundError(f"{name} is not used by this command", name=name)
-        return None
-
-
-#: Libraries other code imports only to ask whether they are there: pyarrow imports pandas, when installed, the first
-#: time it converts any Python value (pa.array, pa.scalar, the scalar arguments of pyarrow.compute) just to ask
-#: whether the value is a pandas object (0.5-0.8 s of CPU per run); numba imports scipy.linalg (0.3 s) on the first
-#: use of a kernel just to know whether np.dot can use BLAS, which the scan kernels never call. Both treat an
-#: ImportError as "not installed".
-UNUSED_IMPORTS = ("pandas", "scipy")
-
-
-def _skip_unused_imports() -> None:
-    """For the command line only: make the :data:`UNUSED_IMPORTS` fail (those not imported yet). Not done when
-    imported as a module: other code in the process may want them."""
-    names = [name for name in UNUSED_IMPORTS if name not in sys.modules]
-    if names:
-        sys.meta_path.insert(0, _SkipImports(names))
+    return 1 if skipped or (args.strict and summary.malformed_lines) else 0
 
 
 if __name__ == "__main__":
-    _skip_unused_imports()
     try:
-        code = main()
-        # The final garbage collection of interpreter shutdown walks every object numba's and pyarrow's modules
-        # made (0.3-0.4 s with numba loaded); nothing here needs it, so the objects are left out of it.
-        gc.freeze()
-        sys.exit(code)
+        sys.exit(main())
     except BrokenPipeError:  # output piped into head & co.: stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)

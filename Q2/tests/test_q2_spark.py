@@ -137,28 +137,35 @@ def test_generated_logs_same_json_as_local(spark, tmp_path):
         assert [f.malformed_examples for f in got.files] == [f.malformed_examples for f in expected.files]
 
 
-def test_same_user_error_as_local(spark, tmp_path):
+def test_refused_file_is_skipped_with_the_local_reason(spark, tmp_path):
     good = tmp_path / "good.log"
     good.write_text('1.2.3.4 - - [24/Aug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 5 "-" "-"\n')
     bad = tmp_path / "bad.log"
     bad.write_text("no format has lines like this one\n")
     with pytest.raises(log_scan.LogInputError) as local_error:
-        local_summary([good, bad], WIDE)
-    with pytest.raises(log_scan.LogInputError) as spark_error:
-        spark_summary(spark, [good, bad], WIDE)
-    assert str(spark_error.value) == str(local_error.value)
+        log_scan.scan_log(str(bad), WIDE)
+    got = spark_summary(spark, [good, bad], WIDE)
+    assert got.as_dict()["total_bytes"] == local_summary([good], WIDE).total_bytes == 5
+    assert (got.files[1].format, got.files[1].error) == ("skipped", str(local_error.value))
 
 
-def test_cli_engine_spark_prints_the_local_json(spark, shared_logs):
-    logs = [str(shared_logs / "matomo-amazon_cloudfront_web.log"), str(shared_logs / "matomo-common.log.gz")]
+def test_cli_engine_spark_prints_the_local_json(spark, shared_logs, tmp_path):
+    bad = tmp_path / "bad.log"
+    bad.write_text("no format has lines like this one\n")
+    logs = [str(shared_logs / "matomo-amazon_cloudfront_web.log"), str(shared_logs / "matomo-common.log.gz"), str(bad)]
     args = ["--json", "--ext", "html", "--start", "2000-01-01", "--end", "2030-01-01"]
 
     def run(*extra):
         done = subprocess.run([sys.executable, str(CLI), *logs, *args, *extra], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        assert done.returncode == 1, done.stderr  # the refused file
+        return json.loads(done.stdout), [line for line in done.stderr.splitlines() if line.startswith("error:")]
 
     assert run("--engine", "spark", "--master", "local[2]") == run()
+
+
+def test_missing_path_is_one_line(spark, tmp_path):
+    with pytest.raises(log_scan.LogInputError, match="Spark could not read the logs"):
+        spark_summary(spark, [tmp_path / "nothing-here.log"], WIDE)
 
 
 def test_cli_without_java_says_what_to_install(tmp_path):

@@ -1,5 +1,5 @@
-"""Rough edges found by a fresh-user trial (issue 7 follow-up): directories and a repeated '-' as LOG, files with
-no content lines, and how malformed-line reasons show the bad field."""
+"""Rough edges of the command line: directories and a repeated '-' as LOG, files with no content lines, and how
+malformed-line reasons show the bad field."""
 
 import io
 import sys
@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import log_engine
 import log_formats
 import log_scan
 import raw_data_analytics
@@ -101,16 +102,19 @@ def test_content_after_many_blank_lines_is_still_an_undetectable_format_error(tm
         ("tsv", b"2017-08-24\t25:00:00\t5\t/a.jpg", "bad time '25:00:00'"),
         ("tsv", b"2017-08-24\t10:00:00\t\xa4\xa4\t/a.jpg", "bad size '\\xa4\\xa4'"),
         ("tsv", "2017-08-24\t10:00:00\t五\t/a.jpg".encode(), "bad size '五'"),
-        ("clf", b'1.2.3.4 - - [24/Bug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 5', "bad month 'Bug'"),
+        (
+            "clf",
+            b'1.2.3.4 - - [24/Bug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 5',
+            "bad time '24/Bug/2017:10:00:00 +0000' (layout clf)",
+        ),
+        ("clf", b'1.2.3.4 - - [24/Aug/2017:10:00:00 +0099] "GET /a.jpg HTTP/1.1" 200 5', "bad UTC offset '+0099'"),
     ],
 )
 def test_malformed_reasons_show_the_field_as_text_not_a_bytes_literal(fmt, line, reason):
-    state = log_formats.FORMATS[fmt].initial_state()
-    if fmt == "tsv":
-        assert log_formats.FORMATS[fmt].parse_line(b"date\ttime\tsize\turl\n", state) == log_formats.COMMENT
-    result = log_formats.FORMATS[fmt].parse_line(line + b"\n", state)
-    assert isinstance(result, log_formats.Malformed)
-    assert result.reason == reason
+    header = b"date\ttime\tsize\turl\n" if fmt == "tsv" else b""
+    parsed = log_engine.parse_block(header + line + b"\n", log_formats.FORMATS[fmt])
+    assert (parsed.malformed_lines, parsed.comment_lines, parsed.records.num_rows) == (1, len(header) > 0, 0)
+    assert parsed.malformed_examples[0][1] == reason
 
 
 def test_malformed_reason_on_the_command_line(tmp_path, capsys):
@@ -127,20 +131,19 @@ quiet_lines = st.lists(st.text(alphabet=" \t\r\x0b\x0c#x", max_size=6).map(str.e
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=quiet_lines, last_newline=st.booleans(), block_size=st.sampled_from([5, 1 << 20]))
 def test_blank_and_comment_counting_agrees_with_the_per_line_parser(tmp_path_factory, lines, last_newline, block_size):
-    """Without a format: 0 records and the per-line parsers' verdicts (read with --format clf), or the undetectable
-    error naming the first line that parser calls content."""
+    """Without a format: 0 records and the blank/comment counts of --format clf, or the undetectable error naming
+    the first content line (not blank by ASCII whitespace, not starting with '#')."""
     path = tmp_path_factory.mktemp("quiet") / "q.log"
     content = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
     if content.startswith(b"\xef\xbb\xbf"):
         return
     path.write_bytes(content)
     clf = log_scan.scan_log(str(path), BytesQuery(), "clf", block_size=block_size).files[0]
-    state = log_formats.FORMATS["clf"].initial_state()
     first_content = next(
         (
             i
             for i, line in enumerate(content.split(b"\n"), 1)
-            if log_formats.FORMATS["clf"].parse_line(line, state) not in (log_formats.BLANK, log_formats.COMMENT)
+            if line.strip(b" \t\r\x0b\x0c") and not line.startswith(b"#")
         ),
         None,
     )
