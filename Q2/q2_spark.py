@@ -60,29 +60,29 @@ def check_spark_available() -> None:
         )
 
 
-def spark_session(master: str = "local[*]", app_name: str = "q2-log-bytes", conf: dict | None = None):
+def spark_session(master: str | None = None, app_name: str = "q2-log-bytes", conf: dict | None = None):
     """A SparkSession for the Q2 job (an existing one is reused), with this folder's modules shipped to the workers.
 
-    master: a Spark master URL ('local[*]', 'local[2]', 'spark://host:7077', 'yarn', 'k8s://...'); ignored when
+    master: a Spark master URL ('local[*]', 'local[2]', 'spark://host:7077', 'yarn', 'k8s://...'); None: the one
+    spark-submit was given, or local[*] when run as a plain script; ignored when
     the session already exists (e.g. under spark-submit, which sets it). conf: extra Spark settings.
     Raises SparkUnavailableError when Java or pyspark is missing.
     """
     check_spark_available()
     from pyspark.sql import SparkSession
 
-    if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # started by spark-submit, which set the master and Python
+    if (master or ("cluster" if submitted else "local")).startswith("local") and "PYSPARK_PYTHON" not in os.environ:
         os.environ["PYSPARK_PYTHON"] = sys.executable  # local workers: this interpreter, with its packages
+    builder = SparkSession.builder if master is None else SparkSession.builder.master(master)
     builder = (
-        SparkSession.builder.master(master)
-        .appName(app_name)
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.log.level", "ERROR")
+        builder.appName(app_name).config("spark.ui.showConsoleProgress", "false").config("spark.log.level", "ERROR")
     )
-    if master.startswith("local"):  # a few cores: Spark's 200 shuffle partitions would be 200 tiny tasks
-        builder = builder.config("spark.sql.shuffle.partitions", "8")
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if spark.sparkContext.master.startswith("local") and "spark.sql.shuffle.partitions" not in (conf or {}):
+        spark.conf.set("spark.sql.shuffle.partitions", "8")  # a few cores: 200 shuffle partitions = 200 tiny tasks
     ship_modules(spark)
     return spark
 

@@ -121,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="local: this process (default); spark: Apache Spark, one task per file (needs Java and "
         "requirements-spark.txt; LOG may then also be a Hadoop path such as s3a://bucket/2026/12/06/*.gz)",
     )
-    parser.add_argument("--master", default="local[*]", help="Spark master URL with --engine spark (default: local[*])")
+    parser.add_argument(
+        "--master",
+        help="Spark master URL with --engine spark (default: spark-submit's --master, else local[*])",
+    )
     parser.add_argument("--block-size", type=int, default=log_scan.BLOCK_SIZE, help=argparse.SUPPRESS)
     return parser
 
