@@ -2,10 +2,10 @@
 
     python Q3b/recommender.py generate --users 359347 --out-dir Q3b/data/full
     python Q3b/recommender.py batch [--plays F --profiles F] [--out recs.parquet] [--store URL]
-    python Q3b/recommender.py evaluate [--data-dir DIR] [--max-users 5000]
+    python Q3b/recommender.py evaluate [--data-dir DIR | --plays F [--profiles F]] [--format hetrec] [--max-users 5000]
     python Q3b/recommender.py demo
 
-Only argument parsing, printing and exit codes live here; the work is in lastfm_data, neighbours, rec_evaluation.
+Only argument parsing, printing and exit codes live here; the work is in lastfm_data, user_knn, rec_evaluation.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pathlib import Path
 import lastfm_data
 import lastfm_generator
 import neighbours
+import q3b_features
+import user_knn
 
 HERE = Path(__file__).resolve().parent
 
@@ -59,29 +61,49 @@ def _progress() -> bool:
     return sys.stderr.isatty()
 
 
-def _input_paths(args) -> tuple[Path, Path]:
+def _input_paths(args) -> tuple[Path, Path | None]:
+    """(plays file, profile file or None). HetRec (``--format hetrec``, or detected: ``user_artists.dat`` in
+    --data-dir, or a --plays file starting with the HetRec header) has no profile file."""
     folder = Path(args.data_dir)
+    hetrec_file = folder / lastfm_data.HETREC_PLAYS_FILE
     plays = Path(args.plays) if args.plays else folder / lastfm_data.PLAYS_FILE
+    detected = args.format == "auto" and not plays.is_file() and hetrec_file.is_file()
+    if not args.plays and (args.format == "hetrec" or detected):
+        plays = hetrec_file
+    if not plays.is_file():
+        raise UserError(
+            f"{plays}: no such file; pass --plays/--profiles or create it with "
+            f"'python Q3b/recommender.py generate --out-dir {folder}'"
+        )
+    hetrec = args.format == "hetrec" or (args.format == "auto" and lastfm_data.is_hetrec(plays))
+    if hetrec:
+        if args.profiles:
+            raise UserError(f"--profiles {args.profiles}: HetRec data has no profile file; leave --profiles out")
+        return plays, None
     profiles = Path(args.profiles) if args.profiles else folder / lastfm_data.PROFILES_FILE
-    for path in (plays, profiles):
-        if not path.is_file():
-            raise UserError(
-                f"{path}: no such file; pass --plays/--profiles or create it with "
-                f"'python Q3b/recommender.py generate --out-dir {folder}'"
-            )
+    if not profiles.is_file():
+        raise UserError(
+            f"{profiles}: no such file; pass --plays/--profiles or create it with "
+            f"'python Q3b/recommender.py generate --out-dir {folder}'"
+        )
     return plays, profiles
 
 
 def load_inputs(plays_path, profiles_path, verbose: bool = True):
-    """Both files through the accounting loaders; reports printed; ValueError becomes a UserError."""
+    """Both files through the accounting loaders (``profiles_path`` None: a HetRec plays file, no profiles);
+    reports printed; ValueError becomes a UserError."""
     try:
-        plays, plays_report = lastfm_data.load_plays(plays_path)
-        profiles, profiles_report = lastfm_data.load_profiles(profiles_path)
+        if profiles_path is None:
+            plays, plays_report = lastfm_data.load_hetrec(plays_path)
+            profiles, profiles_report = lastfm_data.empty_profiles(), None
+        else:
+            plays, plays_report = lastfm_data.load_plays(plays_path)
+            profiles, profiles_report = lastfm_data.load_profiles(profiles_path)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if verbose:
         print(plays_report.summary())
-        print(profiles_report.summary())
+        print(profiles_report.summary() if profiles_report else "no profile file: every user is plays-only")
     return plays, profiles
 
 
@@ -121,7 +143,20 @@ def _write_table(frame, path: Path, force: bool) -> None:
 
 
 def _recommend_options(args) -> dict:
-    return {"profile_weight": args.profile_weight, "k": args.neighbours, "method": args.method}
+    return {
+        "profile_weight": args.profile_weight,
+        "k": args.neighbours,
+        "method": args.method,
+        "play_weighting": args.play_weighting,
+    }
+
+
+def _build_batch(plays, profiles, n, options, progress):
+    """user_knn.build_batch; a model ValueError (e.g. fewer users with plays than --neighbours) is a UserError."""
+    try:
+        return user_knn.build_batch(plays, profiles, n, progress=progress, **options)
+    except ValueError as exc:
+        raise UserError(f"{exc}; pass a smaller --neighbours") from None
 
 
 def _coverage_line(cover: dict, n: int) -> str:
@@ -133,19 +168,6 @@ def _coverage_line(cover: dict, n: int) -> str:
             f"{cover['no_popularity_data']:,} with no popularity data for the artists left)"
         )
     return line
-
-
-def _announce_compilation(n_users: int, method: str) -> None:
-    """One stderr line before the first numba kernel call when numba's on-disk cache lacks the kernels to run: the
-    index file numba keeps for each cached kernel (in Q3b/__pycache__ or wherever numba put the cache) is missing."""
-    kernels = [neighbours._vote_kernel]
-    if method == "inverted" or (method == "auto" and n_users > neighbours.EXACT_MAX_USERS):
-        kernels.append(neighbours._inverted_index_neighbours)
-    for kernel in kernels:
-        index_path = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None), "_index_path", None)
-        if index_path is not None and not os.path.exists(index_path):
-            print("compiling the neighbour kernels once (up to a minute; cached afterwards)", file=sys.stderr)
-            return
 
 
 def _profile_reference(path) -> tuple:
@@ -198,10 +220,7 @@ def cmd_batch(args) -> int:
     start = time.perf_counter()
     plays, profiles = load_inputs(*inputs)
     loaded = time.perf_counter()
-    _announce_compilation(plays["user"].nunique() + len(profiles), args.method)
-    recommendations, fallbacks = neighbours.build_batch(
-        plays, profiles, args.n, progress=_progress(), **_recommend_options(args)
-    )
+    recommendations, fallbacks = _build_batch(plays, profiles, args.n, _recommend_options(args), _progress())
     done = time.perf_counter()
     _write_table(recommendations, out, args.force)
     _write_table(fallbacks, fallback_out, args.force)
@@ -220,6 +239,16 @@ def cmd_batch(args) -> int:
 
 
 EVALUATION_FILES = ("evaluation.csv", "evaluation.png")
+
+
+def fixed_models(n_neighbours: int, weights, has_profiles: bool) -> dict:
+    """User-user rows shown next to the tuned one: name -> UserUserKNN parameters, one per profile weight
+    (a single plays-only row for data without profiles)."""
+    weights = weights if has_profiles else (0.0,)
+    return {
+        f"user-user (k={n_neighbours}, profile weight {w:g})": {"k": n_neighbours, "profile_weight": w}
+        for w in dict.fromkeys(weights)
+    }
 
 
 def run_evaluation(
@@ -244,18 +273,15 @@ def run_evaluation(
     for name in EVALUATION_FILES:
         check_output(Path(out_dir) / name, force, suffixes=(Path(name).suffix,))
     plays, profiles = load_inputs(plays_path, profiles_path, verbose)
-    data = neighbours.build_user_artist_data(plays, profiles)
-    _announce_compilation(len(data.users), "auto")
+    data = q3b_features.build_user_artist_data(plays, profiles)
     try:
         table = rec_evaluation.evaluate(
             data,
             max_users=max_users or None,
-            profile_weights=weights,
-            n_neighbours=n_neighbours,
             baselines=baselines,
-            progress=_progress(),
+            extra_models=fixed_models(n_neighbours, weights, profiles_path is not None),
         )
-    except rec_evaluation.EmptyHoldoutError as exc:
+    except ValueError as exc:  # no holdout users, or too few users for the neighbours asked
         raise UserError(str(exc)) from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)  # only Q3b/out(/demo) passes check_output without existing
@@ -267,9 +293,12 @@ def run_evaluation(
 def _print_table(table) -> None:
     import pandas as pd
 
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(table.round(4).to_string(index=False))
-    print(f"({table.attrs.get('users_evaluated')} users evaluated, 20% of each user's artists hidden)")
+    print(
+        f"({table.attrs.get('users_evaluated')} users evaluated, 20% of each user's artists hidden; settings tuned on "
+        "a separate validation split; ndcg_diff = tuned user-user minus the row, with its paired standard error)"
+    )
 
 
 def cmd_evaluate(args) -> int:
@@ -294,9 +323,8 @@ def cmd_demo(args) -> int:
         lastfm_generator.generate_lastfm(DEMO_DIR, DEMO_USERS, reference=reference)
         print(f"generated {DEMO_USERS:,} demo users into {DEMO_DIR} ({shaped})")
     plays, profiles = load_inputs(plays_path, profiles_path)
-    _announce_compilation(len(profiles), "auto")
     start = time.perf_counter()
-    recommendations, _ = neighbours.build_batch(plays, profiles, 20)
+    recommendations, _ = _build_batch(plays, profiles, 20, {}, False)
     print(
         f"recommended 20 artists to each of {recommendations['user'].nunique():,} users in "
         f"{time.perf_counter() - start:.1f} s; rows by source: "
@@ -311,8 +339,8 @@ def cmd_demo(args) -> int:
             profiles_path,
             OUT_DIR / "demo",
             max_users=1000,
-            weights=(0.0, neighbours.DEFAULT_PROFILE_WEIGHT, 1.0),
-            n_neighbours=neighbours.DEFAULT_NEIGHBOURS,
+            weights=(user_knn.DEFAULT_PROFILE_WEIGHT, 1.0),
+            n_neighbours=user_knn.DEFAULT_NEIGHBOURS,
             verbose=False,
             force=True,
             source=f"generated look-alike Last.fm data ({DEMO_USERS:,} users, {DEMO_DIR})",
@@ -372,11 +400,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     def inputs(p):
-        p.add_argument("--data-dir", default=str(DATA_DIR / "generated"), help="folder with both Last.fm files")
+        p.add_argument(
+            "--data-dir",
+            default=str(DATA_DIR / "generated"),
+            help=f"folder with both Last.fm 360K files, or with HetRec's {lastfm_data.HETREC_PLAYS_FILE}",
+        )
         p.add_argument("--plays", help=f"plays file (default: DATA_DIR/{lastfm_data.PLAYS_FILE})")
         p.add_argument("--profiles", help=f"profile file (default: DATA_DIR/{lastfm_data.PROFILES_FILE})")
         p.add_argument(
-            "--neighbours", type=_int_at_least(1), default=neighbours.DEFAULT_NEIGHBOURS, help="k nearest users"
+            "--format",
+            choices=("auto", "lastfm", "hetrec"),
+            default="auto",
+            help="input format; auto: HetRec when the plays file starts with 'userID<TAB>artistID<TAB>weight'",
+        )
+        p.add_argument(
+            "--neighbours", type=_int_at_least(1), default=user_knn.DEFAULT_NEIGHBOURS, help="k nearest users"
         )
 
     batch = sub.add_parser(
@@ -393,12 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--profile-weight",
         type=_weight,
-        default=neighbours.DEFAULT_PROFILE_WEIGHT,
+        default=user_knn.DEFAULT_PROFILE_WEIGHT,
         help="weight of the age/country features (finite, >= 0)",
     )
     batch.add_argument(
+        "--play-weighting",
+        choices=("share", "log"),
+        default="share",
+        help="plays block: share of the user's plays, or of log(1 + plays)",
+    )
+    batch.add_argument(
         "--method",
-        choices=("auto", "exact", "inverted", "ann"),
+        choices=neighbours.METHODS,
         default="auto",
         help=f"neighbour search; auto: exact up to {neighbours.EXACT_MAX_USERS:,} users, else inverted",
     )
@@ -418,8 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--weights",
         type=_weights,
-        default=(0.0, 0.01, 0.03, 0.1, 0.3, 1.0),
-        help="profile weights to compare, comma-separated (finite, >= 0)",
+        default=(user_knn.DEFAULT_PROFILE_WEIGHT, 1.0),
+        help="profile weights of the fixed user-user rows shown next to the tuned one (finite, >= 0)",
     )
     ev.add_argument("--no-baselines", action="store_true")
     ev.add_argument("--out-dir", default=str(OUT_DIR))

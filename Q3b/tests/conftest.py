@@ -32,7 +32,16 @@ def small_lastfm(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_data(small_lastfm):
-    import neighbours
+    import q3b_features
 
     _, plays, profiles = small_lastfm
-    return neighbours.build_user_artist_data(plays, profiles)
+    return q3b_features.build_user_artist_data(plays, profiles)
+
+
+@pytest.fixture(scope="session")
+def hetrec_plays():
+    """The real HetRec 2011 Last.fm 2K ``user_artists.dat`` (read-only; never copied)."""
+    path = REAL_LASTFM / "hetrec2011-2k" / "user_artists.dat"
+    if not path.is_file():
+        pytest.skip(f"HetRec Last.fm data not found at {path}")
+    return path

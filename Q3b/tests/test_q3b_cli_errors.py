@@ -130,7 +130,7 @@ def test_first_non_utf8_line_across_chunks(tmp_path):
     assert lastfm_data.first_non_utf8_line(path, chunk_size=3) is None
 
 
-# --- issue 5 follow-up: what a fresh-user trial found ---------------------------------------------------------
+# --- small and degenerate inputs ------------------------------------------------------------------------------
 
 
 def _sha(i: int) -> str:
@@ -155,44 +155,33 @@ def _read_tsv(path: Path):
     return lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
 
 
+def test_batch_summary_counts_every_user(tmp_path, capsys):
+    # 2 artists with listeners: user 3 (cold) gets 2 of 2, users 1/2 the other one (nothing else is left)
+    folder = _write_lastfm(
+        tmp_path / "in", [(_sha(1), "m1", "A", 5), (_sha(2), "m2", "B", 3)], [_sha(i) for i in (1, 2, 3)]
+    )
+    argv = ["batch", "--data-dir", str(folder), "-n", "2", "--neighbours", "1", "--out", str(tmp_path / "r.tsv")]
+    assert recommender.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "3 users (of either file)" in out
+    assert "1 users got 2 rows, 2 fewer, 0 none (2 with no artist left that they have not played" in out, out
+
+
 @pytest.mark.parametrize(
-    "plays_rows, users, expected",
+    "plays_rows, users",
     [
-        # one user who played the whole catalogue: nothing left to recommend
-        (
-            [(_sha(1), "m1", "A", 10)],
-            [_sha(1)],
-            "0 users got 20 rows, 0 fewer, 1 none (1 with no artist left that they have not played, "
-            "0 with no popularity data",
-        ),
-        # only 0-play rows: artists remain, but nobody listened to them
-        (
-            [(_sha(1), "m1", "A", 0), (_sha(2), "m2", "B", 0)],
-            [_sha(1), _sha(2), _sha(3)],
-            "0 users got 20 rows, 0 fewer, 3 none (0 with no artist left that they have not played, "
-            "3 with no popularity data",
-        ),
-        # 2 artists with listeners: user 3 (cold) gets 2 of 2, users 1/2 the other one
-        (
-            [(_sha(1), "m1", "A", 5), (_sha(2), "m2", "B", 3)],
-            [_sha(1), _sha(2), _sha(3)],
-            "1 users got 2 rows, 2 fewer, 0 none (2 with no artist left",
-        ),
-        # no usable play row at all (plays not a number): an empty catalogue, counted, not a crash
-        (
-            [(_sha(1), "m1", "A", "many")],
-            [_sha(1), _sha(2)],
-            "0 users got 20 rows, 0 fewer, 2 none (2 with no artist left that they have not played",
-        ),
+        ([(_sha(1), "m1", "A", 10)], [_sha(1)]),  # one user with plays: nobody to be a neighbour
+        ([(_sha(1), "m1", "A", 0), (_sha(2), "m2", "B", 0)], [_sha(1), _sha(2), _sha(3)]),  # only 0-play rows
+        ([(_sha(1), "m1", "A", "many")], [_sha(1), _sha(2)]),  # no usable play row at all
     ],
 )
-def test_batch_summary_counts_every_user(plays_rows, users, expected, tmp_path, capsys):
+def test_too_few_users_with_plays_for_the_neighbours_is_one_line(plays_rows, users, tmp_path, capsys):
     folder = _write_lastfm(tmp_path / "in", plays_rows, users)
-    n = "2" if "got 2 rows" in expected else "20"
-    assert recommender.main(["batch", "--data-dir", str(folder), "-n", n, "--out", str(tmp_path / "r.tsv")]) == 0
-    out = capsys.readouterr().out
-    assert f"{len(users)} users (of either file)" in out
-    assert expected in out, out
+    argv = ["batch", "--data-dir", str(folder), "--neighbours", "1", "--out", str(tmp_path / "r.tsv")]
+    assert recommender.main(argv) == 2
+    err = _one_line(capsys)
+    assert "k=1 neighbours needs at least 2 users with plays" in err and "--neighbours" in err
+    assert not (tmp_path / "r.tsv").exists()
 
 
 @pytest.mark.parametrize(
@@ -229,7 +218,8 @@ def test_batch_tsv_is_unquoted_and_names_round_trip(tmp_path):
     names = ['"Weird Al" Yankovic', '"unterminated', "  Björk  ", "Guns N' Roses"]
     rows = [(_sha(u), f"m{a}", names[a], 1 + u + a) for u in range(4) for a in range(4) if (u + a) % 4 != 3]
     folder = _write_lastfm(tmp_path / "in", rows, [_sha(u) for u in range(4)])
-    assert recommender.main(["batch", "--data-dir", str(folder), "--out", str(tmp_path / "r.tsv")]) == 0
+    argv = ["batch", "--data-dir", str(folder), "--neighbours", "2", "--out", str(tmp_path / "r.tsv")]
+    assert recommender.main(argv) == 0
     for path in (tmp_path / "r.tsv", tmp_path / "r_fallbacks.tsv"):
         header, lines = _read_tsv(path)
         got = {line[header.index("artist_name")] for line in lines}
@@ -266,33 +256,19 @@ def test_out_into_a_missing_folder_is_an_error(tmp_path, capsys, no_work):
 
 
 def test_cold_start_users_get_more_than_the_fallback_size(tmp_path):
-    import neighbours
+    import q3b_popularity
 
-    n = neighbours.FALLBACK_SIZE + 50
+    n = q3b_popularity.FALLBACK_SIZE + 50
     rows = [(_sha(1), f"m{a}", f"artist {a}", 1 + a) for a in range(n + 10)] + [(_sha(2), "m0", "artist 0", 4)]
     folder = _write_lastfm(tmp_path / "in", rows, [_sha(1), _sha(2), _sha(3)])
-    assert recommender.main(["batch", "--data-dir", str(folder), "-n", str(n), "--out", str(tmp_path / "r.tsv")]) == 0
+    argv = ["batch", "--data-dir", str(folder), "-n", str(n), "--neighbours", "1", "--out", str(tmp_path / "r.tsv")]
+    assert recommender.main(argv) == 0
     header, lines = _read_tsv(tmp_path / "r.tsv")
     per_user = {}
     for line in lines:
         per_user[line[0]] = per_user.get(line[0], 0) + 1
     assert per_user[_sha(3)] == n  # cold start: country/global charts only
     assert per_user[_sha(2)] == n
-
-
-def test_compilation_is_announced_only_without_cache(tmp_path, monkeypatch, capsys):
-    import neighbours
-
-    # numba's index file of each kernel, pointed into tmp_path: absent until written here
-    for kernel in (neighbours._vote_kernel, neighbours._inverted_index_neighbours):
-        monkeypatch.setattr(kernel._cache._cache_file, "_index_path", str(tmp_path / f"{kernel.__name__}.nbi"))
-    recommender._announce_compilation(10, "auto")
-    assert "compiling the neighbour kernels once" in _one_line(capsys)
-    (tmp_path / "_vote_kernel.nbi").write_bytes(b"")
-    recommender._announce_compilation(10, "auto")
-    assert capsys.readouterr().err == ""
-    recommender._announce_compilation(10, "inverted")  # the inverted kernel is still missing
-    assert "compiling" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command, shown", [("batch", "(default: 20)"), ("evaluate", "(default: 5000)")])

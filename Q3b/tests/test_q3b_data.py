@@ -262,3 +262,40 @@ def test_non_utf8_plays_file_names_the_line_in_any_block(tmp_path):
     path.write_bytes(b"\n".join(good[:70] + [f"{_user(1)}\tmbid\tBand \xe9\t1".encode("latin-1")] + good[70:]) + b"\n")
     with pytest.raises(ValueError, match="not UTF-8 text at line 71;"):
         ld.load_plays(path, block_size=1024)
+
+
+# --- HetRec 2011 Last.fm 2K ------------------------------------------------------------------------------------------
+def test_hetrec_file_loads_every_row_like_an_independent_reading(hetrec_plays):
+    plays, report = ld.load_hetrec(hetrec_plays)
+    with open(hetrec_plays, encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+    assert report.rows_read == report.rows_kept == len(rows) and not report.malformed
+    expected = {(u, a): int(w) for u, a, w in rows}
+    got = dict(zip(zip(plays["user"].astype(str), plays["artist"].astype(str)), plays["plays"].tolist()))
+    assert got == expected
+    assert plays["user"].nunique() == len({u for u, _, _ in rows})
+    with open(hetrec_plays.with_name(ld.HETREC_ARTISTS_FILE), encoding="utf-8") as f:
+        names = {line.split("\t")[0]: line.split("\t")[1] for line in f.read().splitlines()[1:]}
+    first = plays.iloc[0]
+    assert first["artist_name"] == names[first["artist"]]
+
+
+def test_hetrec_detection_bad_rows_and_users_without_profiles(tmp_path):
+    path = tmp_path / ld.HETREC_PLAYS_FILE
+    path.write_text("userID\tartistID\tweight\n2\t51\t10\n2\t52\tx\n3\t51\t4\n3\t51\t1\n4\t9\n", encoding="utf-8")
+    assert ld.is_hetrec(path)
+    plays, report = ld.load_hetrec(path)
+    assert report.rows_read == 5 and report.rows_kept == 3
+    assert report.malformed == {"not 3 tab-separated fields": 1, "a field is not a non-negative integer": 1}
+    assert report.examples["not 3 tab-separated fields"] == [6]
+    assert report.notes["duplicate (user, artist) rows summed"] == 1
+    assert sorted(zip(plays["user"].astype(str), plays["artist"].astype(str), plays["plays"])) == [
+        ("2", "51", 10),
+        ("3", "51", 5),
+    ]
+    assert (plays["artist_name"] == "artist 51").all()  # no artists.dat beside the file
+    profiles, counts = ld.align_users(plays, ld.empty_profiles())
+    assert counts == {"users_without_plays": 0, "users_without_profile": 2} and profiles["age"].isna().all()
+    (tmp_path / "other.tsv").write_text("a\tb\tc\td\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a HetRec user_artists.dat"):
+        ld.load_hetrec(tmp_path / "other.tsv")

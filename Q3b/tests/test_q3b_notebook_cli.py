@@ -4,6 +4,7 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+import pytest
 from nbclient import NotebookClient
 
 import lastfm_data
@@ -12,14 +13,17 @@ import recommender
 Q3B = Path(__file__).resolve().parents[1]
 
 
-def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_notebook_runs_end_to_end(tmp_path, monkeypatch, hetrec_plays):
     monkeypatch.setenv("Q3B_NOTEBOOK_DATA", str(tmp_path))
-    monkeypatch.setenv("Q3B_NOTEBOOK_USERS", "500")
+    monkeypatch.setenv("Q3B_NOTEBOOK_USERS", "800")
     notebook = nbformat.read(Q3B / "User-user Nearest Neighbours Prototype.ipynb", as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(Q3B)}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4  # data plots and evaluation charts
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "sum of votes" in text and "Traceback" not in text
     assert (tmp_path / lastfm_data.PLAYS_FILE).exists()
 
 
