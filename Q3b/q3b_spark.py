@@ -69,6 +69,8 @@ def spark_session(master: str | None = None, app_name: str = "q3b-user-knn", con
         .config("spark.log.level", "ERROR")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
+    if (master or ("cluster" if submitted else "local")).startswith("local"):
+        builder = builder.config("spark.driver.memory", "3g")  # local mode: the driver's heap holds the tasks too
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -168,7 +170,14 @@ class SparkNeighbourSearch:
         start = time.perf_counter()
         entries = feature_entries(self.spark, unit.tocsr())
         queries = self.spark.createDataFrame(pd.DataFrame({"q": query.astype(np.int32)}), "q int")
-        pairs = neighbour_pairs(entries, queries, n_profile, k, self.posting_cap, self.n_candidates).toPandas()
+        # Spark's size estimates after the aggregations can be far too small, and a broadcast of the pair tables
+        # runs the driver out of heap: sort-merge joins only, while this job runs
+        threshold = self.spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+        self.spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+        try:
+            pairs = neighbour_pairs(entries, queries, n_profile, k, self.posting_cap, self.n_candidates).toPandas()
+        finally:
+            self.spark.conf.set("spark.sql.autoBroadcastJoinThreshold", threshold)
         self.timings["spark neighbours"] = time.perf_counter() - start
         position = pd.Series(np.arange(len(query)), index=query)  # query rows are distinct
         rows = position.loc[pairs["q"].to_numpy()].to_numpy()
