@@ -93,14 +93,8 @@ def test_capped_rule_matches_the_local_production_route(spark, tmp_path_factory)
     search = q3b_spark.SparkNeighbourSearch(spark, posting_cap=cap, n_candidates=candidates)
     got, _ = user_knn.build_batch(plays, profiles, 10, k=20, neighbour_search=search)
     assert list_overlap(got, expected) >= 0.95
-    exact, _ = user_knn.build_batch(
-        plays,
-        profiles,
-        10,
-        k=20,
-        neighbour_search=lambda unit, n_profile, k, query: neighbours.exact_neighbours(unit, query, k),
-    )
-    assert list_overlap(got, exact) < 1.0  # the caps do bite: the comparison above is not the exact route's
+    listeners = plays.groupby("artist", observed=True)["user"].nunique()
+    assert (listeners > cap).sum() >= 20  # the caps do bite: the comparison is with the capped route, not all pairs
 
 
 def test_cli_batch_on_spark_writes_partitioned_parquet(spark, tmp_path_factory, tmp_path):
