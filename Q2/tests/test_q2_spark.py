@@ -169,6 +169,7 @@ def test_missing_path_is_one_line(spark, tmp_path):
 
 
 def test_cli_without_java_says_what_to_install(tmp_path):
+    pytest.importorskip("pyspark", reason="pyspark not installed: pip install -r requirements-spark.txt")
     log = tmp_path / "a.log"
     log.write_text('1.2.3.4 - - [24/Aug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 5 "-" "-"\n')
     env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # no java on PATH, no JAVA_HOME

@@ -125,6 +125,7 @@ def test_cli_batch_on_spark_writes_partitioned_parquet(spark, tmp_path_factory, 
 
 
 def test_cli_without_java_says_what_to_install(tmp_path_factory, tmp_path):
+    pytest.importorskip("pyspark", reason="pyspark not installed: pip install -r requirements-spark.txt")
     folder, _, _ = generated(tmp_path_factory, 50, seed=1)
     env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # no java on PATH, no JAVA_HOME
     done = subprocess.run(
