@@ -55,6 +55,33 @@ class ParserState:
     lines_seen: int = 0
 
 
+@dataclass(frozen=True)
+class Prefilter:
+    """What a query can use, so that a speed path may count other valid lines as not matching without building
+    their records: days ``day_low``..``day_high`` (yyyymmdd integers, already widened by a day each side when days
+    are converted to a zone) and URLs ending in one of ``extensions`` (lower-case bytes with their dot, e.g. b'.jpg';
+    () keeps every URL). Only the tab-separated speed path (:data:`KERNEL_MIN_BYTES`) uses it."""
+
+    day_low: int = 0
+    day_high: int = 99991231
+    extensions: tuple = ()
+
+    @functools.cached_property
+    def extension_table(self) -> tuple:
+        """(uint8 array of shape (k, width), int64 lengths of shape (k,)): the extensions, left-aligned."""
+        width = max((len(e) for e in self.extensions), default=1)
+        table = np.zeros((len(self.extensions), width), np.uint8)
+        for row, ext in enumerate(self.extensions):
+            table[row, : len(ext)] = np.frombuffer(ext, np.uint8)
+        return table, np.array([len(e) for e in self.extensions], np.int64)
+
+
+#: Runs of tab-separated lines (tsv, CloudFront) of at least this many bytes go through the numba kernel
+#: ``tab_kernel.parse_tab_lines`` first when a Prefilter is given (it reads only the needed cells and skips lines
+#: the query cannot use); smaller runs, such as the 7 MB dummy log, skip numba's import and compilation.
+KERNEL_MIN_BYTES = 8 << 20
+
+
 def initial_state(spec: FormatSpec) -> ParserState:
     """The state at the start of a file of format ``spec``."""
     return ParserState(tuple(spec.default_fields) or None)
@@ -68,6 +95,7 @@ class BlockParse:
     n_lines, blank_lines, comment_lines (header lines included), malformed_lines: counts;
         n_lines == records.num_rows + blank_lines + comment_lines + malformed_lines.
     unusable_header_lines: the malformed lines under a header that lacks a needed column.
+    dropped_records: valid lines left out of ``records`` because the Prefilter says the query cannot use them.
     malformed_examples: up to ``max_examples`` (file line number from 1, reason, line text with control characters
         escaped).
     state: the state after the block, for the next block of the same file.
@@ -81,10 +109,22 @@ class BlockParse:
     unusable_header_lines: int = 0
     malformed_examples: list = field(default_factory=list)
     state: ParserState = field(default_factory=ParserState)
+    dropped_records: int = 0
+
+
+_WHITESPACE = np.zeros(256, bool)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+
+
+def index_block(block) -> _Lines:
+    """The line index of a block of whole lines (bytes-like), for :func:`state_after` and :func:`parse_block`,
+    so that a caller doing both finds the lines once."""
+    return _Lines(block)
 
 
 class _Lines:
-    """A block of whole lines as a binary array (each line keeps its '\\n') plus per-line masks."""
+    """A block of whole lines: line offsets, and (computed when first asked for) the lines as a binary array (each
+    line keeps its '\\n') and the blank/comment masks."""
 
     def __init__(self, block):
         self.data = np.frombuffer(block, np.uint8)
@@ -95,12 +135,31 @@ class _Lines:
         offsets = np.zeros(self.n + 1, np.int64)
         np.minimum(ends + 1, len(self.data), out=offsets[1:])
         self.offsets = offsets
-        self.array = pa.BinaryArray.from_buffers(
-            pa.binary(), self.n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(self.data)]
-        )
         self.first_byte = self.data[offsets[:-1]] if self.n else np.empty(0, np.uint8)
-        self.blank = _to_numpy(pc.match_substring_regex(self.array, r"^[ \t\r\n\f\v]*$"))
-        self.comment = (self.first_byte == ord("#")) & ~self.blank
+
+    @functools.cached_property
+    def array(self) -> pa.Array:
+        return pa.BinaryArray.from_buffers(
+            pa.binary(), self.n, [None, pa.py_buffer(self.offsets.astype(np.int32)), pa.py_buffer(self.data)]
+        )
+
+    @functools.cached_property
+    def blank(self) -> np.ndarray:
+        """Empty or ASCII-whitespace-only lines: only lines starting with whitespace are looked at."""
+        mask = np.zeros(self.n, bool)
+        for i in np.flatnonzero(_WHITESPACE[self.first_byte]).tolist():
+            mask[i] = not self.data[self.offsets[i] : self.offsets[i + 1]].tobytes().strip()
+        return mask
+
+    @functools.cached_property
+    def comment(self) -> np.ndarray:
+        return (self.first_byte == ord("#")) & ~self.blank
+
+    def take(self, segment: np.ndarray) -> pa.Array:
+        """The lines at the sorted indices ``segment`` (a zero-copy slice when they are consecutive)."""
+        if len(segment) and segment[-1] - segment[0] + 1 == len(segment):
+            return self.array.slice(int(segment[0]), len(segment))
+        return self.array.take(pa.array(segment))
 
     def line(self, i: int) -> bytes:
         return self.data[self.offsets[i] : self.offsets[i + 1]].tobytes().rstrip(b"\r\n")
@@ -140,10 +199,11 @@ def _find_headers(lines: _Lines, spec: FormatSpec) -> list:
     """[(line index, column names)] of the header lines of a block, in order."""
     if spec.kind != "header":
         return []
-    if spec.header_prefix:
-        candidates = np.flatnonzero(lines.comment)
-    else:  # a tsv header: a line starting with a letter or space, not a digit
-        candidates = np.flatnonzero(~lines.blank & ~lines.comment & ((lines.first_byte < 48) | (lines.first_byte > 57)))
+    if spec.header_prefix:  # a line starting with '#' is never blank
+        candidates = np.flatnonzero(lines.first_byte == ord("#"))
+    else:  # a tsv header: a line starting with a letter or space, not a digit or '#'
+        first = lines.first_byte
+        candidates = np.flatnonzero(((first < 48) | (first > 57)) & (first != ord("#")))
     found = []
     for i in candidates.tolist():
         text = lines.line(i)
@@ -152,9 +212,10 @@ def _find_headers(lines: _Lines, spec: FormatSpec) -> list:
     return found
 
 
-def state_after(block, spec: FormatSpec, state: ParserState) -> ParserState:
-    """The state after ``block`` (bytes-like, whole lines) when it starts in ``state``, without parsing it."""
-    lines = _Lines(block)
+def state_after(block, spec: FormatSpec, state: ParserState, index: _Lines | None = None) -> ParserState:
+    """The state after ``block`` (bytes-like, whole lines) when it starts in ``state``, without parsing it
+    (``index``: its :func:`index_block`, when already made)."""
+    lines = _Lines(block) if index is None else index
     return _state_after(lines, _find_headers(lines, spec), state)
 
 
@@ -190,7 +251,8 @@ def _header_regex(separator: str, positions: tuple) -> str:
         cell, sep = r'(?:"[^"\r\n]*"|[^ \r\n]+)', " +"
     role_at = dict(positions)
     cells = [f"(?P<{role_at[i]}>{cell})" if i in role_at else cell for i in range(max(role_at) + 1)]
-    return "^" + sep.join(cells) + "(?:" + sep + r"[^\r\n]*)?[ \r\n]*$"
+    # the rest of the line is not read: no end anchor, so RE2 stops after the last needed cell
+    return "^" + sep.join(cells) + r"(?:[\t \r\n]|$)"
 
 
 @functools.lru_cache(maxsize=64)
@@ -201,15 +263,26 @@ def _pattern_regex(spec: FormatSpec) -> str:
 # ---------------------------------------------------------------- parsing a block
 
 
-def parse_block(block, spec: FormatSpec, state: ParserState | None = None, max_examples: int = 5) -> BlockParse:
+def parse_block(
+    block,
+    spec: FormatSpec,
+    state: ParserState | None = None,
+    max_examples: int = 5,
+    prefilter: Prefilter | None = None,
+    index: _Lines | None = None,
+) -> BlockParse:
     """Records and line accounting of one block of whole lines (bytes-like; the last line may lack its '\\n').
 
     spec: the format (an entry of log_formats.FORMATS or a user-defined spec).
     state: the state after the file's previous block (:func:`initial_state` for the first block).
+    prefilter: what the query can use; valid lines it rules out may be left out of the records and counted in
+        ``dropped_records`` instead (None: every valid line is a record).
+    index: the block's :func:`index_block`, when already made.
     Returns a :class:`BlockParse`; its ``state`` is the state for the next block.
+    n_lines == records + dropped_records + blank + comment + malformed.
     """
     state = initial_state(spec) if state is None else state
-    lines = _Lines(block)
+    lines = _Lines(block) if index is None else index
     headers = _find_headers(lines, spec)
     content = np.flatnonzero(~lines.blank & ~lines.comment)
     if headers and not spec.header_prefix:  # tsv header lines are content-like: count them as comments
@@ -226,8 +299,11 @@ def parse_block(block, spec: FormatSpec, state: ParserState | None = None, max_e
     for segment, columns, header_line in _segments(content, headers, state):
         if len(segment) == 0:
             continue
-        table, codes, reasons = _parse_segment(lines, segment, spec, columns, header_line, state, max_examples)
+        table, codes, reasons, dropped = _parse_segment(
+            lines, segment, spec, columns, header_line, max_examples, prefilter
+        )
         tables.append(table)
+        result.dropped_records += dropped
         bad = np.flatnonzero(codes != _OK)
         result.malformed_lines += len(bad)
         result.unusable_header_lines += int(np.count_nonzero(codes == _HEADER))
@@ -250,32 +326,102 @@ def _segments(content: np.ndarray, headers: list, state: ParserState):
             columns, header_line, start = names, state.lines_seen + index + 1, stop
 
 
-def _parse_segment(lines, segment, spec, columns, header_line, state, max_examples) -> tuple:
-    """(records, codes per line (int8), {position: reason} for the first malformed lines) of content lines
-    ``segment`` (indices into the block), all under one layout."""
-    texts = lines.array.take(pa.array(segment))
+def _parse_segment(lines, segment, spec, columns, header_line, max_examples, prefilter=None) -> tuple:
+    """(records, codes per line (int8), {position: reason} for the first malformed lines, number of valid lines
+    dropped by ``prefilter``) of content lines ``segment`` (indices into the block), all under one layout."""
     n = len(segment)
     if spec.kind == "json":
+        texts = lines.take(segment)
         raw, json_reasons = _json_fields(texts.to_pylist(), spec)
         table, codes, reasons = _assemble(raw, n, spec, max_examples)
         for k in reasons:
             reasons[k] = json_reasons.get(k, reasons[k])
-        return table, codes, reasons
+        return table, codes, reasons, 0
     if spec.kind == "header":
         found, problem = _layout(spec, columns)
         if found is None:
             where = f"the header at line {header_line} " if header_line else "the default columns "
             reason = problem if columns is None else where + problem
-            return RECORD_SCHEMA.empty_table(), np.full(n, _HEADER, np.int8), {k: reason for k in range(max_examples)}
+            codes = np.full(n, _HEADER, np.int8)
+            return RECORD_SCHEMA.empty_table(), codes, {k: reason for k in range(max_examples)}, 0
+        if (
+            prefilter is not None
+            and spec.separator == "\t"
+            and set(found) == {"date", "clock", "size", "url"}
+            and len(set(found.values())) == 4
+            and lines.offsets[segment[-1] + 1] - lines.offsets[segment[0]] >= KERNEL_MIN_BYTES
+        ):
+            return _tab_kernel_segment(lines, segment, spec, found, columns, header_line, max_examples, prefilter)
         regex = _header_regex(spec.separator, tuple(sorted((i, r) for r, i in found.items())))
     else:
         regex = _pattern_regex(spec)
-    extracted = pc.extract_regex(texts, regex)
+    extracted = pc.extract_regex(lines.take(segment), regex)
     raw = {name: extracted.field(name) for name in (extracted.type[i].name for i in range(extracted.type.num_fields))}
     if spec.kind == "header" and spec.separator == " ":
         raw = {role: _unquote(values) for role, values in raw.items()}
     raw["_matched"] = pc.is_valid(extracted)
-    return _assemble(raw, n, spec, max_examples)
+    return (*_assemble(raw, n, spec, max_examples), 0)
+
+
+def _tab_kernel_segment(lines, segment, spec, found, columns, header_line, max_examples, prefilter) -> tuple:
+    """_parse_segment through the numba kernel: the lines it keeps become records, the lines it drops are counted,
+    the lines it rejects go through the generic path (so every verdict and reason is the generic one)."""
+    import tab_kernel  # numba takes a good part of a second to import: only for large tab-separated runs
+
+    starts = lines.offsets[segment]
+    following = lines.offsets[segment + 1]
+    ends = following - (lines.data[following - 1] == 10)
+    ext_table, ext_lengths = prefilter.extension_table
+    verdicts, days, times, sizes, missing, target_starts, target_ends = tab_kernel.parse_tab_lines(
+        lines.data,
+        starts,
+        ends,
+        found["date"],
+        found["clock"],
+        found["size"],
+        found["url"],
+        max(found.values()) + 1,
+        prefilter.day_low,
+        prefilter.day_high,
+        ext_table,
+        ext_lengths,
+        tab_kernel.DAYS_IN_MONTH,
+    )
+    target_offsets, target_values = tab_kernel.gather_cells(lines.data, target_starts, target_ends)
+    m = len(sizes)
+    zone = np.frombuffer(spec.default_offset.encode(), np.uint8)
+    kept = pa.Table.from_arrays(
+        [
+            _fixed_width_strings(days),
+            _fixed_width_strings(times),
+            _fixed_width_strings(np.broadcast_to(zone, (m, len(zone)))),
+            pa.array(sizes),
+            pa.array(missing),
+            pa.BinaryArray.from_buffers(
+                pa.binary(), m, [None, pa.py_buffer(target_offsets), pa.py_buffer(target_values)]
+            ),
+        ],
+        schema=RECORD_SCHEMA,
+    )
+    codes = np.zeros(len(segment), np.int8)
+    rejected = np.flatnonzero(verdicts == tab_kernel.REJECTED)
+    tables, reasons = [kept], {}
+    if len(rejected):
+        table, rejected_codes, rejected_reasons, _ = _parse_segment(
+            lines, segment[rejected], spec, columns, header_line, max_examples
+        )
+        tables.append(table)
+        codes[rejected] = rejected_codes
+        reasons = {int(rejected[k]): reason for k, reason in rejected_reasons.items()}
+    dropped = int(np.count_nonzero(verdicts == tab_kernel.DROPPED))
+    return pa.concat_tables(tables), codes, reasons, dropped
+
+
+def _fixed_width_strings(cells: np.ndarray) -> pa.Array:
+    """String array from an ASCII uint8 array of shape (n, width), one value per row (one copy)."""
+    n, width = cells.shape
+    offsets = np.arange(n + 1, dtype=np.int32) * width
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(cells)))
 
 
 def _unquote(values: pa.Array) -> pa.Array:

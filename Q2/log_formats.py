@@ -4,7 +4,7 @@ A spec says where the three fields bytes-by-file-type needs are (the time, the r
 line), how fields are separated and quoted, and the layout of the time. Three kinds of spec cover the formats:
 
 - ``pattern``: a line layout written as a short pattern in the spirit of GoAccess's log-format strings (see
-  :func:`compile_pattern`), e.g. the combined log is ``%* [%t] "%r" %s %b%$``;
+  :func:`compile_pattern`), e.g. the combined log is ``%*[%t] "%r" %s %b%$``;
 - ``header``: columns named by a header line (``#Fields: date time ... sc-bytes cs-uri-stem``) that may change
   mid-file; the spec names the separator and the column names of each field (W3C extended, IIS, CloudFront);
 - ``json``: one JSON object per line; the spec maps each field to a key path (``request.uri``).
@@ -107,7 +107,8 @@ _QUOTED_CELL = r'(?:[^"\\\r\n]|\\.)*'
 
 
 def compile_pattern(pattern: str, space_runs: bool = False) -> tuple:
-    """(regex source, roles in group order) for a pattern: the regex matches a whole line (its '\\r'/'\\n' too)
+    """(regex source, roles in group order) for a pattern: the regex matches a whole line (its '\\r'/'\\n' too;
+    a pattern ending in %$ only its start)
     and has one named group per field token (named by its role, e.g. ``size``). Works with both Python's re and
     RE2 (pyarrow).
 
@@ -123,8 +124,8 @@ def compile_pattern(pattern: str, space_runs: bool = False) -> tuple:
         before, after = parts[i - 1][-1:], parts[i + 1][:1]
         if not after and i + 2 < len(parts):  # the next element is a token
             after = " "
-        if part == "$":
-            out.append(r"(?:[ \t][^\r\n]*)?")
+        if part == "$":  # the rest of the line is not read: no end anchor (RE2 then stops early)
+            out.append(r"(?:[ \t\r\n]|$)")
         elif part == "*":
             out.append(r"[^\r\n]*?")
         elif part == "s":
@@ -144,7 +145,8 @@ def compile_pattern(pattern: str, space_runs: bool = False) -> tuple:
             else:
                 out.append(f"(?P<{TOKEN_ROLES[part]}>" + cell + ")")
                 roles.append(TOKEN_ROLES[part])
-    out.append(r"[\r\n]*$")
+    if not pattern.endswith("%$"):
+        out.append(r"[\r\n]*$")
     if len(set(roles)) != len(roles):
         raise ValueError(f"pattern {pattern!r} names a field twice")
     missing = [
@@ -315,14 +317,14 @@ _ENTRIES = [
         "gandi",
         "Gandi hosting: vhost + CLF with '(N s)' before the request",
         "pattern",
-        pattern='%* [%t] (%^) "%r" %s %b%$',
+        pattern='%*[%t] (%^) "%r" %s %b%$',
         time_layout="clf",
     ),
     FormatSpec(
         "clf",
         "Apache/Nginx common or combined log, with vhost, forwarded-for or other prefixes and extra trailing fields",
         "pattern",
-        pattern='%* [%t] "%r" %s %b%$',
+        pattern='%*[%t] "%r" %s %b%$',
         time_layout="clf",
     ),
     FormatSpec(

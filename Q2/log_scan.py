@@ -1,9 +1,10 @@
 """Streaming scan of access logs: bytes served by file type per day, with every line accounted for.
 
 A file is read in blocks of whole lines (16 MiB by default), so memory stays flat however large the input is. Each
-block goes through its format's vectorised fast path (pyarrow), the lines that path rejects through the format's
-per-line parser, and the resulting records through :func:`select_requests`; two worker threads parse blocks while
-the main thread reads the next one. Totals are Python integers, so sums are exact.
+block goes through the engine (``log_engine.parse_block``, by the file's format spec) and its records through
+:func:`select_requests`; two worker threads parse blocks while the main thread reads the next one. Totals are Python
+integers, so sums are exact. :func:`count_lines` and :func:`merge` are the same work for callers that bring their
+own batches of lines (Spark).
 
 Definitions (see Q2/README.md):
 - extension: of the URL path: scheme and host, query string and fragment stripped, then percent-decoded once,
@@ -19,6 +20,7 @@ import bz2
 import collections
 import dataclasses
 import datetime as dt
+import functools
 import gzip
 import io
 import lzma
@@ -500,8 +502,23 @@ def count_lines(
     else:
         block = lines
     state = log_engine.initial_state(spec) if state is None else state
-    parsed = log_engine.parse_block(block, spec, state, max_examples)
+    parsed = log_engine.parse_block(block, spec, state, max_examples, prefilter_for(query))
     return _summarise_block(parsed, spec.name, query, source), parsed.state
+
+
+@functools.lru_cache(maxsize=16)
+def prefilter_for(query: BytesQuery) -> log_engine.Prefilter:
+    """The engine's Prefilter for ``query``: its days (one more each side when ``tz`` converts days) and its wanted
+    extensions; select_requests then decides exactly."""
+    start, end = query.start, query.end
+    if query.tz is not None:
+        start = start - dt.timedelta(days=1) if start > dt.date.min else start
+        end = end + dt.timedelta(days=1) if end < dt.date.max else end
+    return log_engine.Prefilter(
+        start.year * 10000 + start.month * 100 + start.day,
+        end.year * 10000 + end.month * 100 + end.day,
+        tuple(sorted(b"." + e.encode() for e in query.wanted_extensions())),
+    )
 
 
 def merge(a: BytesSummary, b: BytesSummary) -> BytesSummary:
@@ -524,7 +541,7 @@ def _summarise_block(parsed: log_engine.BlockParse, format_name: str, query: Byt
         format_name,
         lines_read=parsed.n_lines,
         lines_used=selected.num_rows,
-        lines_not_matching=parsed.records.num_rows - selected.num_rows,
+        lines_not_matching=parsed.records.num_rows - selected.num_rows + parsed.dropped_records,
         malformed_lines=parsed.malformed_lines,
         comment_lines=parsed.comment_lines,
         blank_lines=parsed.blank_lines,
@@ -544,11 +561,13 @@ def _scan_block(block, spec, state_before: Future, state_after: Future, query: B
     end is handed on (``state_after``) as soon as its lines are indexed, before the slower parsing."""
     try:
         state = state_before.result()
-        state_after.set_result(log_engine.state_after(block, spec, state))
+        index = log_engine.index_block(block)
+        state_after.set_result(log_engine.state_after(block, spec, state, index))
     except BaseException as error:  # the next block's job waits on this: never leave it waiting
         state_after.set_exception(error)
         raise
-    parsed = log_engine.parse_block(block, spec, state, examples)
+    parsed = log_engine.parse_block(block, spec, state, examples, prefilter_for(query), index)
+    del index  # nothing of the block's buffer outlives the job: the reader reuses it
     return _summarise_block(parsed, spec.name, query, source)
 
 

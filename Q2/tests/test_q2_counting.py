@@ -1,4 +1,4 @@
-"""Every counting rule of issue 7 on a small hand-made input whose right answer is worked out by hand."""
+"""Every counting rule on a small hand-made input whose right answer is worked out by hand."""
 
 import datetime as dt
 import gzip
