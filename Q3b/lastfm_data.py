@@ -10,6 +10,9 @@ Zenodo 10.5281/zenodo.6090214). Two tab-separated UTF-8 files without header lin
 The loaders read with quoting off (artist names contain ``"``), so one line is always one row; a line with the
 wrong number of fields, a user field that is not a 40-hex sha1, or a plays field that is not an integer is counted
 in the returned :class:`LoadReport` by reason and left out, never dropped silently.
+
+The real HetRec 2011 Last.fm 2K play counts (``user_artists.dat``, no profiles) load through :func:`load_hetrec`
+into the same layout.
 """
 
 from __future__ import annotations

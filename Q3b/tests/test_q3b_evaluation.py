@@ -111,3 +111,17 @@ def test_chart_legend_is_outside_the_bars_and_title_names_the_data(tmp_path, mon
     renderer = fig.canvas.get_renderer()
     assert ax.get_legend().get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
     assert "generated look-alike Last.fm data" in ax.get_title()
+
+
+@pytest.mark.slow
+def test_on_real_hetrec_plays_user_user_beats_the_implicit_baselines(hetrec_plays):
+    import lastfm_data
+    import q3b_features
+
+    plays, _ = lastfm_data.load_hetrec(hetrec_plays)
+    data = q3b_features.build_user_artist_data(plays, lastfm_data.empty_profiles())
+    table = ev.evaluate(data, max_users=None).set_index("model")
+    assert table.attrs["users_evaluated"] > 1800
+    best_baseline = table.loc[["implicit ALS", "implicit item-item BM25"], "ndcg@10"].idxmax()
+    # the target: at least the best implicit baseline, by more than two paired standard errors
+    assert table.loc[best_baseline, "ndcg_diff"] > 2 * table.loc[best_baseline, "ndcg_diff_se"]

@@ -182,3 +182,25 @@ def test_build_batch_contract(small_lastfm):
     top_global = plays[plays["plays"] > 0].groupby("artist", observed=True)["user"].nunique().max()
     assert fallbacks.loc[(fallbacks["country"] == "") & (fallbacks["rank"] == 1), "score"].item() == top_global
     assert isinstance(recommendations, pd.DataFrame)
+
+
+def test_a_plugged_in_neighbour_search_replaces_the_route(small_data):
+    calls = []
+
+    def search(unit, n_profile, k, query):
+        calls.append((unit.shape, n_profile, k, len(query)))
+        return neighbours.exact_neighbours(unit, query, k)
+
+    users = np.arange(0, 300, 7)
+    plugged = _fit(small_data, k=15, neighbour_search=search).recommend(users, small_data.plays[users])
+    exact = _fit(small_data, k=15, method="exact").recommend(users, small_data.plays[users])
+    np.testing.assert_array_equal(plugged[0], exact[0])
+    n_pool = int((np.diff(small_data.plays.indptr) > 0).sum())
+    assert calls == [
+        (
+            (n_pool, 1 + len(small_data.countries) + small_data.plays.shape[1]),
+            1 + len(small_data.countries),
+            15,
+            len(users),
+        )
+    ]

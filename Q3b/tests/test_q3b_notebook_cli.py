@@ -65,3 +65,24 @@ def test_cli_batch_writes_a_store_version(tmp_path, capsys):
         == 2
     )
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_cli_evaluate_detects_hetrec_and_refuses_a_profile_file(hetrec_plays, tmp_path, capsys, monkeypatch):
+    import rec_evaluation
+
+    seen = {}
+
+    def fake_evaluate(data, **options):  # the loading and routing are under test here, not the evaluation
+        seen.update(users=len(data.users), countries=len(data.countries), extra=options["extra_models"])
+        table = pd.DataFrame({"model": ["m"], "ndcg@10": [0.1], "precision@10": [0.1]})
+        table.attrs["users_evaluated"] = 1
+        return table
+
+    monkeypatch.setattr(rec_evaluation, "evaluate", fake_evaluate)
+    argv = ["evaluate", "--plays", str(hetrec_plays), "--out-dir", str(tmp_path)]
+    assert recommender.main(argv) == 0
+    assert seen["users"] == 1892 and seen["countries"] == 0
+    assert list(seen["extra"]) == ["user-user (k=50, profile weight 0)"]  # no profiles: one plays-only row
+    assert "no profile file" in capsys.readouterr().out
+    assert recommender.main(argv + ["--profiles", str(hetrec_plays), "--force"]) == 2
+    assert "HetRec data has no profile file" in capsys.readouterr().err
