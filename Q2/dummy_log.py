@@ -13,46 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from log_formats import CLOUDFRONT_FIELDS
+
 #: Header of the take-home's dummy log (tab-separated, one header line).
 DUMMY_HEADER = "date\ttime\tsize\turl"
 DUMMY_EXTENSIONS = ("jpg", "js", "css")
-
-#: Columns of an AWS CloudFront standard log (the 33 fields documented in 2024). Older logs have a prefix of these.
-CLOUDFRONT_FIELDS = [
-    "date",
-    "time",
-    "x-edge-location",
-    "sc-bytes",
-    "c-ip",
-    "cs-method",
-    "cs(Host)",
-    "cs-uri-stem",
-    "sc-status",
-    "cs(Referer)",
-    "cs(User-Agent)",
-    "cs-uri-query",
-    "cs(Cookie)",
-    "x-edge-result-type",
-    "x-edge-request-id",
-    "x-host-header",
-    "cs-protocol",
-    "cs-bytes",
-    "time-taken",
-    "x-forwarded-for",
-    "ssl-protocol",
-    "ssl-cipher",
-    "x-edge-response-result-type",
-    "cs-protocol-version",
-    "fle-status",
-    "fle-encrypted-fields",
-    "c-port",
-    "time-to-first-byte",
-    "x-edge-detailed-result-type",
-    "sc-content-type",
-    "sc-content-len",
-    "sc-range-start",
-    "sc-range-end",
-]
 
 
 def _random_days_and_times(rng: np.random.Generator, n: int, first_day: dt.date, n_days: int):

@@ -170,8 +170,8 @@ W3C_COLUMNS = {
     "url": ("cs-uri-stem", "cs-uri"),
 }
 CLOUDFRONT_COLUMNS = {"date": ("date",), "clock": ("time",), "size": ("sc-bytes",), "url": ("cs-uri-stem",)}
-#: Field list assumed when a CloudFront file has no ``#Fields:`` line (the first 26 standard fields, 2019-2024).
-CLOUDFRONT_DEFAULT_FIELDS = [
+#: Columns of an AWS CloudFront standard log (the 33 fields documented in 2024). Older logs have a prefix of these.
+CLOUDFRONT_FIELDS = [
     "date",
     "time",
     "x-edge-location",
@@ -198,7 +198,16 @@ CLOUDFRONT_DEFAULT_FIELDS = [
     "cs-protocol-version",
     "fle-status",
     "fle-encrypted-fields",
+    "c-port",
+    "time-to-first-byte",
+    "x-edge-detailed-result-type",
+    "sc-content-type",
+    "sc-content-len",
+    "sc-range-start",
+    "sc-range-end",
 ]
+#: Field list assumed when a CloudFront file has no ``#Fields:`` line (the first 26 standard fields, 2019-2024).
+CLOUDFRONT_DEFAULT_FIELDS = CLOUDFRONT_FIELDS[:26]
 #: CloudFront real-time log fields in AWS's documented order (a configuration picks a subset, in this order).
 CLOUDFRONT_REALTIME_FIELDS = [
     "timestamp",
