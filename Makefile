@@ -11,8 +11,9 @@ BENCH_q2  := bench_bytes
 BENCH_q3a := evaluate_tagger
 BENCH_q3b := bench_recommender
 STAMP  := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: run test test-fast sysdeps lint format venv clean run-q1 run-q2 run-q3a run-q3b bench-q1 bench-q2 bench-q3a bench-q3b bench-q3b-api
+.PHONY: run test test-fast sysdeps lint format venv venv-spark clean run-q1 run-q2 run-q3a run-q3b bench-q1 bench-q2 bench-q3a bench-q3b bench-q3b-api
 
 venv: $(STAMP)
 
@@ -22,6 +23,13 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
+
+# The Spark engines' extra (Q2/Q3b --engine spark): pyspark, about 500 MB; only `make test` and Spark users need it.
+venv-spark: $(SPARK_STAMP)
+
+$(SPARK_STAMP): $(STAMP) requirements-spark.txt
+	$(PY) -m pip install --quiet -r requirements-spark.txt
+	touch $(SPARK_STAMP)
 
 run: venv run-q1 run-q2 run-q3a run-q3b
 
@@ -42,7 +50,7 @@ run-q3b: venv
 	$(PY) Q3b/recommender.py demo
 
 # The whole suite (what CI runs); test-fast leaves out the tests marked slow (compile-heavy, servers, big data).
-test: venv sysdeps
+test: venv venv-spark sysdeps
 	$(PY) -m pytest
 
 test-fast: venv

@@ -114,6 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"replace an existing --plot file; with no LOG, rewrite {DUMMY_LOG.name} even if it exists",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="local: this process (default); spark: Apache Spark, one task per file (needs Java and "
+        "requirements-spark.txt; LOG may then also be a Hadoop path such as s3a://bucket/2026/12/06/*.gz)",
+    )
+    parser.add_argument(
+        "--master",
+        help="Spark master URL with --engine spark (default: spark-submit's --master, else local[*])",
+    )
     parser.add_argument("--block-size", type=int, default=log_scan.BLOCK_SIZE, help=argparse.SUPPRESS)
     return parser
 
@@ -158,6 +169,29 @@ def expand_sources(patterns: list) -> list:
                 f"{source}: is a directory; give log files or a glob such as '{os.path.join(source, '*.log')}'"
             )
     return sources
+
+
+def _spark_sources(patterns: list) -> list:
+    """--engine spark: Hadoop paths (scheme://...) as given, for Spark to expand; local ones as expand_sources."""
+    if "-" in patterns:
+        raise log_scan.LogInputError("--engine spark reads files, not stdin ('-'); give log files or a glob")
+    local = expand_sources([p for p in patterns if "://" not in p])
+    return local + [p for p in patterns if "://" in p]
+
+
+def _scan_on_spark(sources: list, query: log_scan.BytesQuery, format_name: str | None, spec, master: str):
+    """The Spark engine (q2_spark) over ``sources``; a missing Java or pyspark is a LogInputError (one line)."""
+    try:
+        import q2_spark
+    except ImportError as error:  # pyspark not installed
+        raise log_scan.LogInputError(
+            f"--engine spark needs pyspark ({error.name} not found): pip install -r requirements-spark.txt"
+        ) from None
+    try:
+        spark = q2_spark.spark_session(master)
+    except q2_spark.SparkUnavailableError as error:
+        raise log_scan.LogInputError(str(error)) from None
+    return q2_spark.scan_logs(spark, sources, query, format_name, spec)
 
 
 def _progress_bar(source: str):
@@ -213,7 +247,9 @@ def main(argv=None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     try:
-        if args.logs:
+        if args.logs and args.engine == "spark":
+            sources = _spark_sources(args.logs)
+        elif args.logs:
             sources = expand_sources(args.logs)
         else:
             if args.overwrite or not DUMMY_LOG.exists():
@@ -232,7 +268,18 @@ def main(argv=None) -> int:
         print(f"error: {shown(str(error))}", file=sys.stderr)
         return 2
     summary, skipped = log_scan.BytesSummary(), 0
-    for source in sources:
+    if args.engine == "spark":
+        try:
+            summary = _scan_on_spark(sources, query, args.format, args.log_format, args.master)
+        except log_scan.LogInputError as error:  # no Java or pyspark, or Spark could not read an input
+            print(f"error: {shown(str(error))}", file=sys.stderr)
+            return 2
+        for f in summary.files:
+            if f.format == "skipped":
+                f.error = shown(f.error)
+                print(f"error: {f.error}; file skipped", file=sys.stderr)
+                skipped += 1
+    for source in sources if args.engine == "local" else ():
         try:
             with _progress_bar(source) as bar:
                 found = log_scan.scan_log(

@@ -1,7 +1,7 @@
 """Command line for Q3b: user-user nearest-neighbour artist recommendations on Last.fm 360K.
 
     python Q3b/recommender.py generate --users 359347 --out-dir Q3b/data/full
-    python Q3b/recommender.py batch [--plays F --profiles F] [--out recs.parquet] [--store URL]
+    python Q3b/recommender.py batch [--plays F --profiles F] [--out recs.parquet] [--store URL] [--engine spark]
     python Q3b/recommender.py evaluate [--data-dir DIR | --plays F [--profiles F]] [--format hetrec] [--max-users 5000]
     python Q3b/recommender.py demo
     python Q3b/recommender.py serve --store URL --bind 127.0.0.1:8000
@@ -206,11 +206,43 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _spark_search(args):
+    """--engine spark: the Spark neighbour search (q3b_spark) for user_knn.build_batch; a missing pyspark or Java,
+    or --method ann, is a UserError."""
+    if args.method == "ann":
+        raise UserError("--method ann runs on the local engine only; use --method auto or exact with --engine spark")
+    try:
+        import q3b_spark
+    except ImportError as exc:
+        raise UserError(
+            f"--engine spark needs pyspark ({exc.name} not found): pip install -r requirements-spark.txt"
+        ) from None
+    try:
+        spark = q3b_spark.spark_session(args.master)
+    except q3b_spark.SparkUnavailableError as exc:
+        raise UserError(str(exc)) from None
+    return q3b_spark.SparkNeighbourSearch(spark, posting_cap=None if args.method == "exact" else neighbours.POSTING_CAP)
+
+
+def _check_spark_output(path: Path, force: bool) -> None:
+    """--engine spark writes a Parquet folder: a .parquet name, not existing unless --force, in an existing folder
+    (Hadoop URIs are Spark's to check)."""
+    if "://" in str(path):
+        return
+    if path.suffix != ".parquet":
+        raise UserError(f"{path}: --engine spark writes a Parquet folder; use a name ending in .parquet")
+    if path.exists() and not force:
+        raise UserError(f"{path}: exists; pass --force to overwrite it")
+    if not path.parent.is_dir():
+        raise UserError(f"{path}: folder {path.parent} does not exist; create it first or choose another output")
+
+
 def cmd_batch(args) -> int:
     out = Path(args.out)
-    check_output(out, args.force)  # first: an empty name has no sibling for the fallbacks
+    check = _check_spark_output if args.engine == "spark" else check_output
+    check(out, args.force)  # first: an empty name has no sibling for the fallbacks
     fallback_out = out.with_name(f"{out.stem}_fallbacks{out.suffix}")
-    check_output(fallback_out, args.force)
+    check(fallback_out, args.force)
     if not args.store:
         return _batch(args, out, fallback_out, None)
     import rec_store
@@ -230,12 +262,14 @@ def _batch(args, out: Path, fallback_out: Path, store) -> int:
     """The batch proper; with ``store`` its writer lock is held by the caller."""
     inputs = _input_paths(args)
     check_not_input((out, fallback_out), inputs)
+    search = _spark_search(args) if args.engine == "spark" else None
     start = time.perf_counter()
     plays, profiles = load_inputs(*inputs)
     if len(plays) == 0:
         raise UserError(f"{inputs[0]}: no usable row (see the line above); nothing written")
     loaded = time.perf_counter()
-    recommendations, fallbacks = _build_batch(plays, profiles, args.n, _recommend_options(args), _progress())
+    options = _recommend_options(args) | ({"neighbour_search": search} if search else {})
+    recommendations, fallbacks = _build_batch(plays, profiles, args.n, options, _progress())
     done = time.perf_counter()
     prepared = None
     if store is not None:  # check the batch against the serving contract before any file is written
@@ -245,8 +279,14 @@ def _batch(args, out: Path, fallback_out: Path, store) -> int:
             prepared = rec_store.prepare_batch(recommendations, fallbacks)
         except ValueError as exc:
             raise UserError(f"the batch cannot be stored: {exc}; nothing written") from None
-    _write_table(recommendations, out, args.force)
-    _write_table(fallbacks, fallback_out, args.force)
+    if search is None:
+        _write_table(recommendations, out, args.force)
+        _write_table(fallbacks, fallback_out, args.force)
+    else:  # Parquet folders of part files, as a cluster job writes them
+        import q3b_spark
+
+        for frame, path, key in ((recommendations, out, "user"), (fallbacks, fallback_out, "country")):
+            q3b_spark.write_parquet(search.spark, frame, str(path), key, args.partitions, overwrite=args.force)
     cover = recommendations.attrs["coverage"]
     print(
         f"{cover['users']:,} users (of either file), {len(recommendations):,} recommendations "
@@ -529,6 +569,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=neighbours.METHODS,
         default="auto",
         help=f"neighbour search; auto: exact up to {neighbours.EXACT_MAX_USERS:,} users, else inverted",
+    )
+    batch.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="spark: the neighbour search on Apache Spark (needs Java and requirements-spark.txt; see SCALING.md); "
+        "--out is then a Parquet folder",
+    )
+    batch.add_argument("--master", help="Spark master URL with --engine spark (default: spark-submit's, else local[*])")
+    batch.add_argument(
+        "--partitions", type=_int_at_least(1), default=8, help="Parquet part files per output with --engine spark"
     )
     batch.add_argument("--force", action="store_true", help="overwrite existing outputs")
     batch.set_defaults(func=cmd_batch)
