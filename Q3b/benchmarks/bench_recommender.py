@@ -1,7 +1,7 @@
 """Benchmarks of the Q3b recommender (speed and quality are measured here, never in tests); writes its section of
 Q3b/RESULTS.md.
 
-    make bench-q3b ARGS="bench_recommender [--data-dir data/full] [--subset 20000] [--skip-full]"
+    make bench-q3b ARGS="[--data-dir data/full] [--subset 20000] [--skip-full]"
     (= cd Q3b && ../.venv/bin/python -m benchmarks.bench_recommender ...)
 
 Stages, each in its own process so its peak RSS is its own (wait4):

@@ -43,8 +43,8 @@ with DAG(
     check = BashOperator(
         task_id="check_new_version",
         bash_command=(
-            f'cd {REPO} && .venv/bin/python Q3b/rec_store.py info --store "$RECS_STORE"'
-            ' | grep -q "\\"created_at\\": \\"$(date -u +%Y-%m-%d)"'
+            f'cd {REPO} && .venv/bin/python Q3b/recommender.py versions --store "$RECS_STORE"'
+            ' | head -n 1 | grep -q "written $(date -u +%Y-%m-%d)"'
         ),
     )
     prepare >> batch >> check
