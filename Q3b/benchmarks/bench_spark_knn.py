@@ -74,13 +74,18 @@ class PeakSampler:
 
 
 def run_process(command: list) -> tuple:
-    """(wall s, peak tree RSS bytes) of a command that must succeed."""
+    """(wall s, peak tree RSS bytes) of a command that must succeed; on failure its stderr is kept in a file and
+    the first exception line is shown."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with PeakSampler(process.pid) as sampler:
         _, err = process.communicate()
     if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])}... exited with {process.returncode}: {err.decode()[-500:]}")
+        text = err.decode(errors="replace")
+        log = Path(tempfile.mkstemp(prefix="bench-spark-knn-", suffix=".log")[1])
+        log.write_text(text)
+        cause = next((line for line in text.splitlines() if "Exception" in line or "Error" in line), text[-300:])
+        raise RuntimeError(f"{' '.join(command[:4])}... exited with {process.returncode}: {cause} (stderr: {log})")
     return time.perf_counter() - started, sampler.peak
 
 
