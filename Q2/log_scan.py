@@ -387,6 +387,16 @@ def summarise_selection(selected: pa.Table) -> BytesSummary:
 # ---------------------------------------------------------------- reading
 
 
+#: The compressed formats read, by the magic bytes their files start with (not by the file name)
+COMPRESSION_MAGIC = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00"}
+
+
+def compression_of(head: bytes) -> str | None:
+    """The name in COMPRESSION_MAGIC of the format whose magic bytes ``head`` (a file's first 6 or more bytes)
+    starts with, or None for plain text."""
+    return next((name for name, magic in COMPRESSION_MAGIC.items() if head.startswith(magic)), None)
+
+
 def open_log(source: str) -> tuple:
     """Open ``source`` ('-' for stdin) for binary reading, decompressing gzip, bzip2 and xz (judged by their magic
     bytes, not the file name).
@@ -395,12 +405,12 @@ def open_log(source: str) -> tuple:
     """
     raw = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115 (closed by the caller with the stream)
     peekable = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
-    magic = peekable.peek(6)[:6]
-    if magic[:2] == b"\x1f\x8b":
+    compression = compression_of(peekable.peek(6)[:6])
+    if compression == "gzip":
         return gzip.GzipFile(fileobj=peekable, mode="rb"), peekable
-    if magic[:3] == b"BZh":
+    if compression == "bzip2":
         return bz2.BZ2File(peekable, mode="rb"), peekable
-    if magic == b"\xfd7zXZ\x00":
+    if compression == "xz":
         return lzma.LZMAFile(peekable, mode="rb"), peekable
     return peekable, peekable
 

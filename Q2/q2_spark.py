@@ -222,13 +222,21 @@ def _scan_partition(
     for path, blocks in itertools.groupby(_file_blocks(batches), key=lambda item: item[0]):
         path = _canonical(path)
         name = names.get(path, path)
-        stream = _BlocksStream(block for _, block in blocks)
+        blocks = (block for _, block in blocks)
+        first = next(blocks)
         try:
+            compression = log_scan.compression_of(first[:6])
+            if compression is not None:  # Spark found no codec for the name and passed the compressed bytes on
+                raise log_scan.LogInputError(
+                    f"{name}: {compression}-compressed, but Spark picks the codec by the file name and has none "
+                    "for it; name gzip files .gz and bzip2 files .bz2, decompress xz first, or use --engine local"
+                )
+            stream = _BlocksStream(itertools.chain([first], blocks))
             summary = log_scan.scan_stream(
                 stream, name, query, format_name, max_examples=max_examples, workers=1, spec=spec
             )
         except log_scan.LogInputError as error:
-            for _ in stream._blocks:  # the rest of this file's lines: the next file follows them
+            for _ in blocks:  # the rest of this file's lines: the next file follows them
                 pass
             summary = log_scan.BytesSummary(files=[log_scan.FileAccounting(name, "skipped", error=str(error))])
         yield _summary_rows(index[path], summary)

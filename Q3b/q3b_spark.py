@@ -73,10 +73,9 @@ def spark_session(master: str | None = None, app_name: str = "q3b-user-knn", con
         builder = builder.config("spark.driver.memory", "3g")  # local mode: the driver's heap holds the tasks too
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    if spark.sparkContext.master.startswith("local") and "spark.sql.shuffle.partitions" not in (conf or {}):
-        spark.conf.set("spark.sql.shuffle.partitions", "8")  # a few cores: 200 shuffle partitions = 200 tiny tasks
-    return spark
+    # spark.sql.shuffle.partitions stays at Spark's 200, which adaptive execution merges into partitions of about
+    # 64 MB: the pair tables grow with the data, and 8 partitions at 20K users ran tasks out of execution memory
+    return builder.getOrCreate()
 
 
 def feature_entries(spark, unit: sp.csr_matrix):

@@ -6,9 +6,11 @@ what to install, when pyspark or Java is missing.
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
 import gzip
 import json
+import lzma
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +149,21 @@ def test_refused_file_is_skipped_with_the_local_reason(spark, tmp_path):
     got = spark_summary(spark, [good, bad], WIDE)
     assert got.as_dict()["total_bytes"] == local_summary([good], WIDE).total_bytes == 5
     assert (got.files[1].format, got.files[1].error) == ("skipped", str(local_error.value))
+
+
+def test_compressed_by_name_is_read_and_otherwise_skipped_with_the_reason(spark, tmp_path):
+    text = b'1.2.3.4 - - [24/Aug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 5 "-" "-"\n' * 30
+    bzipped = tmp_path / "a.log.bz2"  # Spark's codec by name: read as the local engine reads it
+    bzipped.write_bytes(bz2.compress(text))
+    xz = tmp_path / "b.log.xz"  # no codec in Spark for .xz
+    xz.write_bytes(lzma.compress(text))
+    misnamed = tmp_path / "c.log"  # gzip under a plain name: Spark passes the compressed bytes on
+    misnamed.write_bytes(gzip.compress(text))
+    got = spark_summary(spark, [bzipped, xz, misnamed], WIDE)
+    assert local_summary([bzipped], WIDE).total_bytes == got.total_bytes == 150
+    assert [f.format for f in got.files[1:]] == ["skipped", "skipped"]
+    assert "xz-compressed" in got.files[1].error and "gzip-compressed" in got.files[2].error
+    assert local_summary([xz, misnamed], WIDE).total_bytes == 300  # the local engine reads both by content
 
 
 def test_cli_engine_spark_prints_the_local_json(spark, shared_logs, tmp_path):
