@@ -20,6 +20,7 @@ import io
 import itertools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -42,7 +43,18 @@ _OUTPUT_SCHEMA = (
 
 
 class SparkUnavailableError(RuntimeError):
-    """Spark cannot start here (no Java, no pyspark): the message says what to install."""
+    """Spark cannot start here (no Java, no pyspark, a master it cannot use): the message says what to do."""
+
+
+def spark_error_reason(error: Exception) -> str:
+    """The innermost cause of a Spark/Py4J error as one line (a Java error's text holds its whole stack)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by:") for line in lines if line.startswith("Caused by:")]
+    reason = causes[-1] if causes else next((line for line in lines if "Exception" in line), "")
+    reason = (reason or (lines[0] if lines else type(error).__name__)).lstrip(": ").strip()
+    if "S3AFileSystem" in reason:
+        reason += " (s3a:// needs the hadoop-aws jar: see SPARK.md)"
+    return reason[:300]
 
 
 def check_spark_available() -> None:
@@ -80,7 +92,13 @@ def spark_session(master: str | None = None, app_name: str = "q2-log-bytes", con
     )
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        spark = builder.getOrCreate()
+    except (PySparkException, Py4JError) as error:  # e.g. a master URL Spark does not know, a cluster not answering
+        raise SparkUnavailableError(f"Spark could not start (--master {master}): {spark_error_reason(error)}") from None
     if spark.sparkContext.master.startswith("local") and "spark.sql.shuffle.partitions" not in (conf or {}):
         spark.conf.set("spark.sql.shuffle.partitions", "8")  # a few cores: 200 shuffle partitions = 200 tiny tasks
     ship_modules(spark)
@@ -124,19 +142,37 @@ def scan_logs(
     ``top_urls(10)`` and ``as_dict()``). A file the local engine refuses (unknown format, a header without the needed
     columns) is in ``files`` with format 'skipped' and the reason in ``error``, as the command line records it.
     """
+    from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException, PythonException
 
+    refused = {p: reason for p in paths if (reason := _unreadable_by_spark(p))}
+    readable = [p for p in paths if p not in refused]
     try:
-        return _scan_logs(spark, paths, query, format_name, spec, max_examples)
+        summary = _scan_logs(spark, readable, query, format_name, spec, max_examples) if readable else None
     except PythonException:  # a bug in our code: keep its traceback
         raise
-    except PySparkException as error:  # e.g. a path that does not exist, a corrupt .gz: one line for the user
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise log_scan.LogInputError(f"Spark could not read the logs: {reason[:300]}") from None
+    except (PySparkException, Py4JError) as error:  # a path that does not exist, a corrupt .gz: one line
+        raise log_scan.LogInputError(f"Spark could not read the logs: {spark_error_reason(error)}") from None
+    summary = summary or log_scan.BytesSummary()
+    summary.files += [log_scan.FileAccounting(p, "skipped", error=f"{p}: {why}") for p, why in refused.items()]
+    order = {p: i for i, p in enumerate(paths)}
+    summary.files.sort(key=lambda f: order.get(f.source, len(paths)))  # stable: files found by Spark stay last
+    return summary
+
+
+def _unreadable_by_spark(path: str) -> str | None:
+    """Why Spark cannot read the local file ``path`` as named, or None (Hadoop URIs are Spark's to judge)."""
+    if "://" in path:
+        return None
+    if os.path.basename(path).startswith(("_", ".")):
+        return "Spark skips names starting with '_' or '.' (hidden files to it); rename it or use --engine local"
+    if ":" in os.path.abspath(path):
+        return "a ':' in a local path is not a valid Hadoop path; rename it or use --engine local"
+    return None
 
 
 def _scan_logs(spark, paths, query, format_name, spec, max_examples) -> log_scan.BytesSummary:
-    names = {_canonical(_spark_path(p)): p for p in paths}
+    names = {_local_key(p): p for p in paths}
     lines = _read_whole_files(spark, [_spark_path(p) for p in paths])
     position = {name: i for i, name in enumerate(names)}
     # in the caller's order; files Spark found under a directory or URI glob after them, by path
@@ -169,7 +205,15 @@ def _read_whole_files(spark, paths: list):
 
 
 def _spark_path(path: str) -> str:
-    return path if "://" in path else "file://" + os.path.abspath(path)
+    """A local path as a file: URI for Spark, its glob characters escaped (the command line expanded the globs)."""
+    if "://" in path:
+        return path
+    return "file://" + re.sub(r"([\\*?\[\]{}])", r"\\\1", os.path.abspath(path))
+
+
+def _local_key(path: str) -> str:
+    """The spelling :func:`_canonical` gives the file ``path`` (as typed by the user) once Spark has read it."""
+    return _canonical(path) if "://" in path else "file:" + os.path.normpath(os.path.abspath(path))
 
 
 def _canonical(spark_path: str) -> str:

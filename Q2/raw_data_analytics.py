@@ -147,7 +147,8 @@ def check_plot_path(path: str, overwrite: bool) -> str:
 
 
 def expand_sources(patterns: list) -> list:
-    """Paths for the LOG arguments: '-' as is, existing files as is, globs expanded (sorted).
+    """Paths for the LOG arguments: '-' as is, existing files as is, globs expanded (sorted); a file named more than
+    once (twice, or also through a glob) is kept once, at its first place, so that no log is counted twice.
 
     Raises FileNotFoundError naming the first argument that matches nothing, IsADirectoryError naming the first
     directory (given, or matched by a glob), and log_scan.LogInputError when '-' (stdin, readable once) is given more
@@ -168,7 +169,14 @@ def expand_sources(patterns: list) -> list:
             raise IsADirectoryError(
                 f"{source}: is a directory; give log files or a glob such as '{os.path.join(source, '*.log')}'"
             )
-    return sources
+    seen: set = set()
+    unique = []
+    for source in sources:
+        key = source if source == "-" else os.path.realpath(source)
+        if key not in seen:
+            seen.add(key)
+            unique.append(source)
+    return unique
 
 
 def _spark_sources(patterns: list) -> list:
@@ -239,6 +247,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.start > args.end:
         parser.error(f"argument --start: {args.start} is after --end {args.end}; give a start on or before the end")
+    if args.master and args.engine != "spark":
+        parser.error("argument --master: goes with --engine spark; add --engine spark or leave --master out")
     query = log_scan.BytesQuery(tuple(args.ext or ["jpg"]), args.start, args.end, args.exact_ext, args.tz)
     if args.plot:
         try:

@@ -31,7 +31,30 @@ import neighbours
 
 
 class SparkUnavailableError(RuntimeError):
-    """Spark cannot start here (no Java, no pyspark): the message says what to install."""
+    """Spark cannot start here (no Java, no pyspark, a master it cannot use): the message says what to do."""
+
+
+class SparkJobError(RuntimeError):
+    """A Spark job failed (an unreachable cluster, out of memory, an unwritable output): one line with the cause."""
+
+
+def spark_error_reason(error: Exception) -> str:
+    """The innermost cause of a Spark/Py4J error as one line (a Java error's text holds its whole stack)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by:") for line in lines if line.startswith("Caused by:")]
+    reason = causes[-1] if causes else next((line for line in lines if "Exception" in line), "")
+    reason = (reason or (lines[0] if lines else type(error).__name__)).lstrip(": ").strip()
+    if "S3AFileSystem" in reason:
+        reason += " (s3a:// needs the hadoop-aws jar: see SCALING.md)"
+    return reason[:300]
+
+
+def _spark_errors() -> tuple:
+    """The exception types of a Spark or Py4J failure that are not an error in our own Python code."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    return PySparkException, Py4JError
 
 
 def check_spark_available() -> None:
@@ -75,7 +98,10 @@ def spark_session(master: str | None = None, app_name: str = "q3b-user-knn", con
         builder = builder.config(key, value)
     # spark.sql.shuffle.partitions stays at Spark's 200, which adaptive execution merges into partitions of about
     # 64 MB: the pair tables grow with the data, and 8 partitions at 20K users ran tasks out of execution memory
-    return builder.getOrCreate()
+    try:
+        return builder.getOrCreate()
+    except _spark_errors() as error:  # e.g. a master URL Spark does not know, a cluster that does not answer
+        raise SparkUnavailableError(f"Spark could not start (--master {master}): {spark_error_reason(error)}") from None
 
 
 def feature_entries(spark, unit: sp.csr_matrix):
@@ -151,7 +177,7 @@ class SparkNeighbourSearch:
     L2-normalised feature rows (profile block first, ``n_profile`` columns) and ``query`` row indices; returns
     ``idx`` (len(query), k) int32 rows of ``unit``, best first, -1 padded, and ``sim`` float32 cosines, -inf
     padded. ``posting_cap`` None: all pairs (the exact route, small data only). ``timings`` collects the wall
-    seconds of the Spark job.
+    seconds of the Spark job. Raises SparkJobError when the Spark job fails.
     """
 
     def __init__(self, spark, posting_cap: int | None = neighbours.POSTING_CAP, n_candidates: int | None = None):
@@ -175,6 +201,8 @@ class SparkNeighbourSearch:
         self.spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
         try:
             pairs = neighbour_pairs(entries, queries, n_profile, k, self.posting_cap, self.n_candidates).toPandas()
+        except _spark_errors() as error:
+            raise SparkJobError(f"the Spark neighbour search failed: {spark_error_reason(error)}") from None
         finally:
             self.spark.conf.set("spark.sql.autoBroadcastJoinThreshold", threshold)
         self.timings["spark neighbours"] = time.perf_counter() - start
@@ -189,16 +217,19 @@ class SparkNeighbourSearch:
 def write_parquet(spark, frame: pd.DataFrame, path, key: str, partitions: int, overwrite: bool = False) -> None:
     """Write ``frame`` as a Parquet folder of ``partitions`` part files at ``path`` (local or a Hadoop URI), rows
     hash-partitioned by ``key`` and sorted by (key, rank) within each file. Raises FileExistsError when ``path``
-    exists and not ``overwrite``."""
+    exists and not ``overwrite``, SparkJobError when Spark fails to write it."""
     if "://" not in str(path) and os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path}: exists; pass --force to overwrite it")
     table = spark.createDataFrame(frame) if len(frame) else spark.createDataFrame(frame, _empty_schema(frame))
-    (
-        table.repartition(partitions, key)
-        .sortWithinPartitions(key, "rank")
-        .write.mode("overwrite" if overwrite else "errorifexists")
-        .parquet(str(path))
-    )
+    try:
+        (
+            table.repartition(partitions, key)
+            .sortWithinPartitions(key, "rank")
+            .write.mode("overwrite" if overwrite else "errorifexists")
+            .parquet(str(path))
+        )
+    except _spark_errors() as error:
+        raise SparkJobError(f"{path}: Spark could not write it: {spark_error_reason(error)}") from None
 
 
 def _empty_schema(frame: pd.DataFrame) -> str:

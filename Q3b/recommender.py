@@ -137,7 +137,7 @@ def check_not_input(outputs, inputs) -> None:
     """Refuse (UserError) an output path that is one of the input files, whatever --force says."""
     for out in outputs:
         for source in inputs:
-            if Path(out).resolve() == Path(source).resolve():
+            if source is not None and Path(out).resolve() == Path(source).resolve():
                 raise UserError(f"{out}: is an input file; choose another output name")
 
 
@@ -207,10 +207,8 @@ def cmd_generate(args) -> int:
 
 
 def _spark_search(args):
-    """--engine spark: the Spark neighbour search (q3b_spark) for user_knn.build_batch; a missing pyspark or Java,
-    or --method ann, is a UserError."""
-    if args.method == "ann":
-        raise UserError("--method ann runs on the local engine only; use --method auto or exact with --engine spark")
+    """--engine spark: the Spark neighbour search (q3b_spark) for user_knn.build_batch; a missing pyspark or Java, or
+    a master Spark cannot start with, is a UserError."""
     try:
         import q3b_spark
     except ImportError as exc:
@@ -224,6 +222,15 @@ def _spark_search(args):
     return q3b_spark.SparkNeighbourSearch(spark, posting_cap=None if args.method == "exact" else neighbours.POSTING_CAP)
 
 
+def _spark_job_errors(search) -> tuple:
+    """The errors of a failed Spark job, to be shown as one line (none without --engine spark)."""
+    if search is None:
+        return ()
+    import q3b_spark
+
+    return (q3b_spark.SparkJobError,)
+
+
 def _check_spark_output(path: Path, force: bool) -> None:
     """--engine spark writes a Parquet folder: a .parquet name, not existing unless --force, in an existing folder
     (Hadoop URIs are Spark's to check)."""
@@ -233,11 +240,15 @@ def _check_spark_output(path: Path, force: bool) -> None:
         raise UserError(f"{path}: --engine spark writes a Parquet folder; use a name ending in .parquet")
     if path.exists() and not force:
         raise UserError(f"{path}: exists; pass --force to overwrite it")
-    if not path.parent.is_dir():
+    if not path.parent.is_dir() and path.parent.resolve() not in (OUT_DIR, OUT_DIR / "demo"):
         raise UserError(f"{path}: folder {path.parent} does not exist; create it first or choose another output")
 
 
 def cmd_batch(args) -> int:
+    if args.engine == "local" and (args.master or args.partitions):
+        option = "--master" if args.master else "--partitions"
+        raise UserError(f"{option} goes with --engine spark; add --engine spark or leave {option} out")
+    args.partitions = args.partitions or 8
     out = Path(args.out)
     check = _check_spark_output if args.engine == "spark" else check_output
     check(out, args.force)  # first: an empty name has no sibling for the fallbacks
@@ -269,7 +280,10 @@ def _batch(args, out: Path, fallback_out: Path, store) -> int:
         raise UserError(f"{inputs[0]}: no usable row (see the line above); nothing written")
     loaded = time.perf_counter()
     options = _recommend_options(args) | ({"neighbour_search": search} if search else {})
-    recommendations, fallbacks = _build_batch(plays, profiles, args.n, options, _progress())
+    try:
+        recommendations, fallbacks = _build_batch(plays, profiles, args.n, options, _progress())
+    except _spark_job_errors(search) as exc:
+        raise UserError(f"{exc}; nothing written") from None
     done = time.perf_counter()
     prepared = None
     if store is not None:  # check the batch against the serving contract before any file is written
@@ -285,8 +299,11 @@ def _batch(args, out: Path, fallback_out: Path, store) -> int:
     else:  # Parquet folders of part files, as a cluster job writes them
         import q3b_spark
 
-        for frame, path, key in ((recommendations, out, "user"), (fallbacks, fallback_out, "country")):
-            q3b_spark.write_parquet(search.spark, frame, str(path), key, args.partitions, overwrite=args.force)
+        try:
+            for frame, path, key in ((recommendations, out, "user"), (fallbacks, fallback_out, "country")):
+                q3b_spark.write_parquet(search.spark, frame, str(path), key, args.partitions, overwrite=args.force)
+        except q3b_spark.SparkJobError as exc:
+            raise UserError(str(exc)) from None
     cover = recommendations.attrs["coverage"]
     print(
         f"{cover['users']:,} users (of either file), {len(recommendations):,} recommendations "
@@ -568,7 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         choices=neighbours.METHODS,
         default="auto",
-        help=f"neighbour search; auto: exact up to {neighbours.EXACT_MAX_USERS:,} users, else inverted",
+        help=f"neighbour search; auto: exact up to {neighbours.EXACT_MAX_USERS:,} users, else inverted (with "
+        "--engine spark auto is always inverted, the capped route: exact compares all pairs, for small data only)",
     )
     batch.add_argument(
         "--engine",
@@ -579,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--master", help="Spark master URL with --engine spark (default: spark-submit's, else local[*])")
     batch.add_argument(
-        "--partitions", type=_int_at_least(1), default=8, help="Parquet part files per output with --engine spark"
+        "--partitions", type=_int_at_least(1), help="Parquet part files per output with --engine spark (default 8)"
     )
     batch.add_argument("--force", action="store_true", help="overwrite existing outputs")
     batch.set_defaults(func=cmd_batch)

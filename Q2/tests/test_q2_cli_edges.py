@@ -161,3 +161,12 @@ def test_blank_and_comment_counting_without_a_format(tmp_path_factory, lines, la
             log_scan.LogInputError, match=f"cannot detect the log format from line ({first_non_blank}|{first_content}) "
         ):
             log_scan.scan_log(str(path), BytesQuery(), block_size=block_size)
+
+
+def test_a_file_named_twice_or_also_by_a_glob_is_counted_once(tmp_path, capsys):
+    (tmp_path / "a.log").write_bytes(CLF_LINE * 3)
+    (tmp_path / "b.log").write_bytes(CLF_LINE)
+    once = cli([tmp_path / "a.log", tmp_path / "b.log", "--json"], capsys)
+    assert once[0] == 0 and '"total_bytes": 20' in once[1]
+    twice = cli([tmp_path / "a.log", tmp_path / "*.log", tmp_path / "a.log", "--json"], capsys)
+    assert twice == once

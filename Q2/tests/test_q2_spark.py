@@ -7,6 +7,7 @@ what to install, when pyspark or Java is missing.
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -195,3 +196,42 @@ def test_cli_without_java_says_what_to_install(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Java" in done.stderr and "apt-get install" in done.stderr
+
+
+def test_awkward_local_names_read_as_the_local_engine_or_skipped_with_the_reason(spark, tmp_path):
+    line = b'1.2.3.4 - - [24/Aug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 7 "-" "-"\n'
+    readable = [tmp_path / "pct%20x.log", tmp_path / "br[1]{a,b}*?.log"]  # % and glob characters in the names
+    refused = [tmp_path / "_underscore.log", tmp_path / ".hidden.log", tmp_path / "colon:x.log"]
+    for i, path in enumerate(readable + refused):
+        path.write_bytes(line * (i + 1))
+    got = spark_summary(spark, readable + refused, WIDE)
+    expected = local_summary(readable, WIDE)
+    assert [f.source for f in got.files] == [str(p) for p in readable + refused]  # the caller's order and spelling
+    assert got.total_bytes == expected.total_bytes == 7 * (1 + 2)
+    assert [dataclasses.asdict(f) for f in got.files[:2]] == [dataclasses.asdict(f) for f in expected.files]
+    assert [f.format for f in got.files[2:]] == ["skipped"] * 3
+    assert all("rename it or use --engine local" in f.error for f in got.files[2:])
+
+
+def test_corrupt_gz_is_one_line(spark, tmp_path):
+    broken = tmp_path / "cut.log.gz"
+    broken.write_bytes(
+        gzip.compress(b'1.2.3.4 - - [24/Aug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 7 "-" "-"\n' * 999)[:-40]
+    )
+    with pytest.raises(log_scan.LogInputError) as error:
+        spark_summary(spark, [broken], WIDE)
+    assert "\n" not in str(error.value) and "Unexpected end of input stream" in str(error.value)
+
+
+def test_cli_bad_master_is_one_line(tmp_path):
+    pytest.importorskip("pyspark", reason="pyspark not installed: pip install -r requirements-spark.txt")
+    log = tmp_path / "a.log"
+    log.write_text('1.2.3.4 - - [24/Aug/2017:10:00:00 +0000] "GET /a.jpg HTTP/1.1" 200 5 "-" "-"\n')
+    done = subprocess.run(
+        [sys.executable, str(CLI), str(log), "--engine", "spark", "--master", "foo"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--master foo" in errors[0]
+    done = subprocess.run([sys.executable, str(CLI), str(log), "--master", "local[2]"], capture_output=True, text=True)
+    assert done.returncode == 2 and "goes with --engine spark" in done.stderr

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import lastfm_data
@@ -295,3 +296,22 @@ def test_default_scratch_output_folder_may_be_missing_on_a_fresh_clone(tmp_path,
     assert not (tmp_path / "out").exists()
     with pytest.raises(recommender.UserError, match="does not exist"):
         recommender.check_output(tmp_path / "elsewhere" / "recommendations.parquet", force=False)
+
+
+def test_spark_options_without_the_spark_engine_are_one_line(small_lastfm, tmp_path, capsys, no_work):
+    for option in (["--master", "local[2]"], ["--partitions", "3"]):
+        code = recommender.main(
+            ["batch", "--data-dir", str(small_lastfm), "--out", str(tmp_path / "r.parquet"), *option]
+        )
+        assert code == 2
+        assert _one_line(capsys).endswith(
+            f"{option[0]} goes with --engine spark; add --engine spark or leave {option[0]} out"
+        )
+
+
+def test_batch_on_hetrec_plays_without_a_profiles_file(hetrec_plays, tmp_path, capsys):
+    out = tmp_path / "recs.parquet"
+    assert recommender.main(["batch", "--data-dir", str(hetrec_plays.parent), "--out", str(out), "-n", "5"]) == 0
+    recs = pd.read_parquet(out)
+    plays = pd.read_csv(hetrec_plays, sep="\t")
+    assert recs["user"].nunique() == plays["userID"].nunique() and len(recs) == 5 * plays["userID"].nunique()

@@ -146,3 +146,14 @@ def test_cli_without_java_says_what_to_install(tmp_path_factory, tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Java" in done.stderr and "apt-get install" in done.stderr
+
+
+def test_cli_bad_master_is_one_line(tmp_path_factory, tmp_path):
+    pytest.importorskip("pyspark", reason="pyspark not installed: pip install -r requirements-spark.txt")
+    folder, _, _ = generated(tmp_path_factory, 50, seed=2)
+    out = str(tmp_path / "r.parquet")
+    command = [sys.executable, str(CLI), "batch", "--data-dir", str(folder), "--out", out, "--engine", "spark"]
+    done = subprocess.run([*command, "--master", "foo"], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("recommender.py batch:")]
+    assert len(errors) == 1 and "--master foo" in errors[0]
