@@ -140,7 +140,10 @@ def scan_logs(
     format_name, spec: as in log_scan.scan_log (a format name; a user-defined FormatSpec).
     Returns a :class:`log_scan.BytesSummary` whose ``url_tables`` holds only the top URL paths (enough for
     ``top_urls(10)`` and ``as_dict()``). A file the local engine refuses (unknown format, a header without the needed
-    columns) is in ``files`` with format 'skipped' and the reason in ``error``, as the command line records it.
+    columns) is in ``files`` with format 'skipped' and the reason in ``error``, as the command line records it; so is
+    a local file Spark cannot read by its name (starting with '_' or '.', a ':' in the path) or a compressed file it
+    has no codec for by its name. Raises log_scan.LogInputError (one line: the innermost Spark/Java cause) when the
+    Spark job fails, e.g. a missing path or a corrupt .gz.
     """
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException, PythonException
