@@ -124,6 +124,12 @@ def check_output(path: Path, force: bool, suffixes=TABLE_SUFFIXES) -> None:
         raise UserError(f"{path}: unknown output type; use a name ending in {' or '.join(suffixes)}")
     if path.exists() and not force:
         raise UserError(f"{path}: exists; pass --force to overwrite it")
+    check_output_folder(path)
+
+
+def check_output_folder(path: Path) -> None:
+    """The folder of the output ``path`` must exist (or be one of our scratch folders, made on writing) and be
+    writable. Raises UserError."""
     folder = path.parent
     if not folder.is_dir():
         if folder.resolve() not in (OUT_DIR, OUT_DIR / "demo"):  # only our scratch folders are created
@@ -233,22 +239,20 @@ def _spark_job_errors(search) -> tuple:
 
 def _check_spark_output(path: Path, force: bool) -> None:
     """--engine spark writes a Parquet folder: a .parquet name, not existing unless --force, in an existing folder
-    (Hadoop URIs are Spark's to check)."""
+    (Hadoop URIs are Spark's to check), as check_output_folder says."""
     if "://" in str(path):
         return
     if path.suffix != ".parquet":
         raise UserError(f"{path}: --engine spark writes a Parquet folder; use a name ending in .parquet")
     if path.exists() and not force:
         raise UserError(f"{path}: exists; pass --force to overwrite it")
-    if not path.parent.is_dir() and path.parent.resolve() not in (OUT_DIR, OUT_DIR / "demo"):
-        raise UserError(f"{path}: folder {path.parent} does not exist; create it first or choose another output")
+    check_output_folder(path)
 
 
 def cmd_batch(args) -> int:
     if args.engine == "local" and (args.master or args.partitions):
         option = "--master" if args.master else "--partitions"
         raise UserError(f"{option} goes with --engine spark; add --engine spark or leave {option} out")
-    args.partitions = args.partitions or 8
     out = Path(args.out)
     check = _check_spark_output if args.engine == "spark" else check_output
     check(out, args.force)  # first: an empty name has no sibling for the fallbacks
@@ -301,7 +305,7 @@ def _batch(args, out: Path, fallback_out: Path, store) -> int:
 
         try:
             for frame, path, key in ((recommendations, out, "user"), (fallbacks, fallback_out, "country")):
-                q3b_spark.write_parquet(search.spark, frame, str(path), key, args.partitions, overwrite=args.force)
+                q3b_spark.write_parquet(search.spark, frame, str(path), key, args.partitions or 8, args.force)
         except q3b_spark.SparkJobError as exc:
             raise UserError(str(exc)) from None
     cover = recommendations.attrs["coverage"]
